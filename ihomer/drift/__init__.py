@@ -1,0 +1,1 @@
+"""ihomer.drift."""

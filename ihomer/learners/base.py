@@ -1,0 +1,265 @@
+"""The learner interface every ihomer learner implements.
+
+Two faces, one model:
+
+* the **river face**, for people embedding a learner in Python code: ``learn_one(x, y)``,
+  ``predict_one(x)``, ``predict_proba_one(x)`` with ``x`` a ``{feature: value}`` dict and ``y``
+  a ``{label: bool}`` dict (river's multi-output convention) or any iterable of present labels;
+* the **array face**, for the evaluator, the Kafka service and anyone holding NumPy data:
+  ``learn_many``, ``predict_many`` and ``test_then_train_many`` on a CSR :class:`~ihomer.stream.Batch`.
+
+Learners work internally on integer feature and label ids. A :class:`Vocabulary` maps names to
+ids and grows when a new name appears, so the label set (and the feature set) may grow while
+learning. ``bind(schema)`` pre-fills both vocabularies from a stream's schema so that ids in a
+batch and ids in the model agree.
+
+``test_then_train_many`` is the exact prequential protocol in one call: each row is predicted
+with the model as it stands and then learned, in order. Learners with jitted kernels override
+it to run the whole loop without returning to Python per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ihomer.stream.base import INDEX_DTYPE, PTR_DTYPE, VALUE_DTYPE, Batch, Schema
+
+Label = str
+FeatureKey = Any
+
+
+class Vocabulary:
+    """A growing, order-preserving map between names and dense integer ids."""
+
+    def __init__(self, names: Iterable[Any] = ()) -> None:
+        self.names: list[Any] = []
+        self.ids: dict[Any, int] = {}
+        for n in names:
+            self.add(n)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.ids
+
+    def add(self, name: Any) -> int:
+        i = self.ids.get(name)
+        if i is None:
+            i = len(self.names)
+            self.ids[name] = i
+            self.names.append(name)
+        return i
+
+    def get(self, name: Any) -> int | None:
+        return self.ids.get(name)
+
+
+@dataclass
+class Predictions:
+    """Predicted label sets in CSR form, with the score of each predicted label when known."""
+
+    indptr: np.ndarray
+    label_ids: np.ndarray
+    scores: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    def row(self, i: int) -> np.ndarray:
+        return self.label_ids[self.indptr[i] : self.indptr[i + 1]]
+
+    @classmethod
+    def from_rows(cls, rows: list[np.ndarray], scores: list[np.ndarray] | None = None) -> Predictions:
+        indptr = np.zeros(len(rows) + 1, dtype=PTR_DTYPE)
+        np.cumsum([len(r) for r in rows], out=indptr[1:])
+        ids = np.concatenate(rows).astype(INDEX_DTYPE) if rows else np.zeros(0, INDEX_DTYPE)
+        sc = None
+        if scores is not None:
+            sc = np.concatenate(scores).astype(VALUE_DTYPE) if scores else np.zeros(0)
+        return cls(indptr, ids, sc)
+
+
+def _labels_from_y(y: Mapping[Label, bool] | Iterable[Label]) -> list[Label]:
+    if isinstance(y, Mapping):
+        return [k for k, v in y.items() if v]
+    if isinstance(y, (str, bytes)):
+        raise TypeError("y must be a {label: bool} dict or an iterable of labels, not a string")
+    return list(y)
+
+
+class MultiLabelLearner:
+    """Base class: vocabularies, the river face, and the array face.
+
+    Subclasses implement four hooks on integer ids:
+
+    * ``_grow_labels(n_labels)``: make room for label ids ``< n_labels``;
+    * ``_grow_features(n_features)``: make room for feature ids ``< n_features``;
+    * ``_learn_batch(batch)``: learn the rows in order;
+    * ``_scores_batch(batch) -> ndarray (n_rows, n_labels)``: probability of each label.
+
+    and may override ``_test_then_train_batch`` and ``_predict_batch`` with faster kernels.
+    """
+
+    threshold: float = 0.5
+
+    def __init__(self) -> None:
+        self.feature_vocab = Vocabulary()
+        self.label_vocab = Vocabulary()
+        self._n_labels = 0
+        self._n_features = 0
+
+    # ------------------------------------------------------------------ vocabularies
+    def bind(self, schema: Schema) -> MultiLabelLearner:
+        """Adopt a stream's feature and label names so batch ids and model ids agree."""
+        for vocab, names, what in (
+            (self.feature_vocab, schema.feature_names, "feature"),
+            (self.label_vocab, schema.label_names, "label"),
+        ):
+            for i, name in enumerate(names):
+                got = vocab.add(name)
+                if got != i:
+                    raise ValueError(
+                        f"schema {what} {name!r} is id {i} in the stream but id {got} in the model"
+                    )
+        self._ensure(len(self.feature_vocab), len(self.label_vocab))
+        return self
+
+    def _ensure(self, n_features: int, n_labels: int) -> None:
+        if n_features > self._n_features:
+            self._n_features = n_features
+            self._grow_features(n_features)
+        if n_labels > self._n_labels:
+            self._n_labels = n_labels
+            self._grow_labels(n_labels)
+
+    def _ensure_batch(self, batch: Batch) -> None:
+        nf = int(batch.indices.max()) + 1 if len(batch.indices) else 0
+        nl = int(batch.label_ids.max()) + 1 if len(batch.label_ids) else 0
+        if nf > len(self.feature_vocab) or nl > len(self.label_vocab):
+            # Ids beyond the vocabulary: give them placeholder names so both faces agree.
+            for i in range(len(self.feature_vocab), nf):
+                self.feature_vocab.add(f"f{i}")
+            for i in range(len(self.label_vocab), nl):
+                self.label_vocab.add(f"l{i}")
+        self._ensure(len(self.feature_vocab), len(self.label_vocab))
+
+    @property
+    def n_labels(self) -> int:
+        return self._n_labels
+
+    # ------------------------------------------------------------------ hooks
+    def _grow_labels(self, n_labels: int) -> None:  # pragma: no cover - trivial default
+        pass
+
+    def _grow_features(self, n_features: int) -> None:  # pragma: no cover - trivial default
+        pass
+
+    def _learn_batch(self, batch: Batch) -> None:
+        raise NotImplementedError
+
+    def _scores_batch(self, batch: Batch) -> np.ndarray:
+        raise NotImplementedError
+
+    def _predict_batch(self, batch: Batch) -> Predictions:
+        scores = self._scores_batch(batch)
+        rows = []
+        srows = []
+        for s in scores:
+            ids = np.flatnonzero(s >= self.threshold)
+            rows.append(ids)
+            srows.append(s[ids])
+        return Predictions.from_rows(rows, srows)
+
+    def _test_then_train_batch(self, batch: Batch) -> Predictions:
+        rows, srows = [], []
+        for i in range(len(batch)):
+            one = batch.slice(i, i + 1)
+            p = self._predict_batch(one)
+            rows.append(p.label_ids)
+            srows.append(p.scores if p.scores is not None else np.ones(len(p.label_ids)))
+            self._learn_batch(one)
+        return Predictions.from_rows(rows, srows)
+
+    # ------------------------------------------------------------------ array face
+    def learn_many(self, batch: Batch) -> None:
+        """Learn every row of ``batch`` in order."""
+        self._ensure_batch(batch)
+        self._learn_batch(batch)
+
+    def predict_many(self, batch: Batch) -> Predictions:
+        """Predict every row of ``batch`` with the current model (no learning)."""
+        self._ensure_batch(batch)
+        return self._predict_batch(batch)
+
+    def predict_proba_many(self, batch: Batch) -> np.ndarray:
+        """``(n_rows, n_labels)`` probabilities of each label."""
+        self._ensure_batch(batch)
+        return self._scores_batch(batch)
+
+    def test_then_train_many(self, batch: Batch) -> Predictions:
+        """Predict each row with the model as it stands, then learn it: exact prequential."""
+        self._ensure_batch(batch)
+        return self._test_then_train_batch(batch)
+
+    # ------------------------------------------------------------------ river face
+    def _row_from_x(self, x: Mapping[FeatureKey, float], grow: bool) -> Batch:
+        items = []
+        for k, v in x.items():
+            fid = self.feature_vocab.add(k) if grow else self.feature_vocab.get(k)
+            if fid is None:
+                continue  # a feature the model never saw carries no information yet
+            fv = float(v)
+            if fv != 0.0:
+                items.append((fid, fv))
+        items.sort()
+        idx = np.fromiter((i for i, _ in items), dtype=INDEX_DTYPE, count=len(items))
+        val = np.fromiter((v for _, v in items), dtype=VALUE_DTYPE, count=len(items))
+        return Batch(np.array([0, len(items)]), idx, val, np.zeros(2, PTR_DTYPE),
+                     np.zeros(0, INDEX_DTYPE))
+
+    def learn_one(self, x: Mapping[FeatureKey, float], y: Mapping[Label, bool] | Iterable[Label]) -> None:
+        """Learn one instance; new features and new labels get ids on the fly."""
+        row = self._row_from_x(x, grow=True)
+        lab = sorted({self.label_vocab.add(name) for name in _labels_from_y(y)})
+        if isinstance(y, Mapping):
+            for name in y:  # labels named as absent are still part of the label set
+                self.label_vocab.add(name)
+        row.label_indptr = np.array([0, len(lab)], dtype=PTR_DTYPE)
+        row.label_ids = np.asarray(lab, dtype=INDEX_DTYPE)
+        self._ensure(len(self.feature_vocab), len(self.label_vocab))
+        self._learn_batch(row)
+
+    def predict_proba_one(self, x: Mapping[FeatureKey, float]) -> dict[Label, dict[bool, float]]:
+        """``{label: {False: 1 - p, True: p}}`` for every known label (river's convention)."""
+        if self._n_labels == 0:
+            return {}
+        scores = self._scores_batch(self._row_from_x(x, grow=False))[0]
+        return {
+            name: {False: 1.0 - float(p), True: float(p)}
+            for name, p in zip(self.label_vocab.names, scores, strict=False)
+        }
+
+    def predict_one(self, x: Mapping[FeatureKey, float]) -> dict[Label, bool]:
+        """``{label: bool}`` for every known label."""
+        if self._n_labels == 0:
+            return {}
+        p = self._predict_batch(self._row_from_x(x, grow=False))
+        on = set(p.row(0).tolist())
+        return {name: (i in on) for i, name in enumerate(self.label_vocab.names)}
+
+    # ------------------------------------------------------------------ reporting
+    def params(self) -> dict[str, Any]:
+        """Constructor parameters, for result files (river's ``_get_params`` in spirit)."""
+        import inspect
+
+        out = {}
+        for name in inspect.signature(type(self).__init__).parameters:
+            if name != "self" and hasattr(self, name):
+                v = getattr(self, name)
+                out[name] = v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
+        return out

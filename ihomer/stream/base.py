@@ -1,0 +1,227 @@
+"""Core data types shared by every reader, learner and evaluator.
+
+A multi-label stream is a sequence of instances ``(x, Y)``. ``x`` is a feature vector that may be
+dense (a few hundred numeric attributes) or very sparse (thousands of binary attributes, a handful
+set per instance); ``Y`` is a subset of the label set. To serve both without ever densifying a
+sparse row, every instance is stored in *compressed sparse row* (CSR) form: sorted feature
+indices with their values, plus sorted label ids. A dense row is simply a CSR row that lists
+every feature (explicit zeros included), so learners have one code path.
+
+A :class:`Batch` holds many rows as flat NumPy arrays (``indptr``/``indices``/``values`` for the
+features, ``label_indptr``/``label_ids`` for the labels). This is the struct-of-arrays form that
+numba kernels consume directly, and it is also what the Arrow recorded-stream format stores.
+
+A :class:`Schema` names the columns: feature names, label names, the domain of nominal features
+(their values are stored as the index into the domain) and where the stream came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+INDEX_DTYPE = np.int32
+VALUE_DTYPE = np.float64
+PTR_DTYPE = np.int64
+
+
+class StreamError(ValueError):
+    """Malformed input: the message names the source, the line (or record) and the field."""
+
+    def __init__(self, source: str, line: int | None, field: str | None, reason: str) -> None:
+        self.source = source
+        self.line = line
+        self.field = field
+        self.reason = reason
+        where = source
+        if line is not None:
+            where += f", line {line}"
+        if field is not None:
+            where += f", field {field!r}"
+        super().__init__(f"{where}: {reason}")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Names and kinds of a stream's columns.
+
+    Attributes
+    ----------
+    feature_names
+        One name per feature column, in index order.
+    label_names
+        One name per label, in label-id order.
+    nominal
+        ``{feature index: domain}`` for nominal features; the stored value is the index of the
+        category in ``domain``.
+    sparse
+        Whether the source stored rows sparsely (a hint for learners and for the Arrow layout).
+    source
+        Where the stream came from (a path or a topic), for reports.
+    text
+        True for raw-text streams whose features come from a featurizer.
+    dropped
+        Attributes the reader removed (identifier columns), for the record.
+    """
+
+    feature_names: tuple[str, ...]
+    label_names: tuple[str, ...]
+    nominal: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    sparse: bool = False
+    source: str = ""
+    text: bool = False
+    dropped: tuple[str, ...] = ()
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.label_names)
+
+
+@dataclass
+class Instance:
+    """One event: sparse features, label ids, optional id, time and raw text."""
+
+    indices: np.ndarray
+    values: np.ndarray
+    labels: np.ndarray
+    event_id: str | None = None
+    event_time: int | None = None
+    text: str | None = None
+
+
+@dataclass
+class Batch:
+    """Many instances in CSR form (see the module docstring).
+
+    ``labels_known`` is False for rows whose labels are unknown (predict only); ``None`` means
+    all rows carry labels.
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+    label_indptr: np.ndarray
+    label_ids: np.ndarray
+    event_ids: list[str] | None = None
+    event_times: np.ndarray | None = None
+    texts: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        self.indptr = np.ascontiguousarray(self.indptr, dtype=PTR_DTYPE)
+        self.indices = np.ascontiguousarray(self.indices, dtype=INDEX_DTYPE)
+        self.values = np.ascontiguousarray(self.values, dtype=VALUE_DTYPE)
+        self.label_indptr = np.ascontiguousarray(self.label_indptr, dtype=PTR_DTYPE)
+        self.label_ids = np.ascontiguousarray(self.label_ids, dtype=INDEX_DTYPE)
+        if len(self.indptr) != len(self.label_indptr):
+            raise ValueError(
+                f"feature rows ({len(self.indptr) - 1}) and label rows "
+                f"({len(self.label_indptr) - 1}) differ"
+            )
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    def row(self, i: int) -> Instance:
+        a, b = self.indptr[i], self.indptr[i + 1]
+        c, d = self.label_indptr[i], self.label_indptr[i + 1]
+        return Instance(
+            indices=self.indices[a:b],
+            values=self.values[a:b],
+            labels=self.label_ids[c:d],
+            event_id=None if self.event_ids is None else self.event_ids[i],
+            event_time=None if self.event_times is None else int(self.event_times[i]),
+            text=None if self.texts is None else self.texts[i],
+        )
+
+    def __iter__(self) -> Iterator[Instance]:
+        for i in range(len(self)):
+            yield self.row(i)
+
+    def slice(self, start: int, stop: int) -> Batch:
+        """Rows ``start:stop`` as a new batch sharing no state with this one."""
+        stop = min(stop, len(self))
+        a, b = self.indptr[start], self.indptr[stop]
+        c, d = self.label_indptr[start], self.label_indptr[stop]
+        return Batch(
+            indptr=self.indptr[start : stop + 1] - a,
+            indices=self.indices[a:b],
+            values=self.values[a:b],
+            label_indptr=self.label_indptr[start : stop + 1] - c,
+            label_ids=self.label_ids[c:d],
+            event_ids=None if self.event_ids is None else self.event_ids[start:stop],
+            event_times=None if self.event_times is None else self.event_times[start:stop],
+            texts=None if self.texts is None else self.texts[start:stop],
+        )
+
+    @classmethod
+    def from_instances(cls, rows: Sequence[Instance]) -> Batch:
+        n = len(rows)
+        indptr = np.zeros(n + 1, dtype=PTR_DTYPE)
+        label_indptr = np.zeros(n + 1, dtype=PTR_DTYPE)
+        for i, r in enumerate(rows):
+            indptr[i + 1] = indptr[i] + len(r.indices)
+            label_indptr[i + 1] = label_indptr[i] + len(r.labels)
+
+        def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+        ids = [r.event_id for r in rows]
+        times = [r.event_time for r in rows]
+        texts = [r.text for r in rows]
+        return cls(
+            indptr=indptr,
+            indices=cat([r.indices for r in rows], INDEX_DTYPE),
+            values=cat([r.values for r in rows], VALUE_DTYPE),
+            label_indptr=label_indptr,
+            label_ids=cat([r.labels for r in rows], INDEX_DTYPE),
+            event_ids=None if all(e is None for e in ids) else [str(e) for e in ids],
+            event_times=None
+            if all(t is None for t in times)
+            else np.array([-1 if t is None else t for t in times], dtype=np.int64),
+            texts=None if all(t is None for t in texts) else [t or "" for t in texts],
+        )
+
+    @classmethod
+    def empty(cls) -> Batch:
+        z = np.zeros(1, dtype=PTR_DTYPE)
+        return cls(z, np.zeros(0, INDEX_DTYPE), np.zeros(0, VALUE_DTYPE), z.copy(),
+                   np.zeros(0, INDEX_DTYPE))
+
+
+@runtime_checkable
+class Stream(Protocol):
+    """Anything that can be replayed: a schema plus batches (and instances) in stream order."""
+
+    schema: Schema
+
+    def batches(self, batch_size: int = 1024) -> Iterator[Batch]: ...
+
+    def __iter__(self) -> Iterator[Instance]: ...
+
+
+class InMemoryStream:
+    """A whole stream held as one :class:`Batch` (what the file readers return)."""
+
+    def __init__(self, schema: Schema, data: Batch) -> None:
+        self.schema = schema
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def batches(self, batch_size: int = 1024) -> Iterator[Batch]:
+        for start in range(0, len(self.data), batch_size):
+            yield self.data.slice(start, start + batch_size)
+
+    def __iter__(self) -> Iterator[Instance]:
+        return iter(self.data)
+
+    def head(self, n: int) -> InMemoryStream:
+        return InMemoryStream(self.schema, self.data.slice(0, n))
