@@ -98,11 +98,7 @@ class Instance:
 
 @dataclass
 class Batch:
-    """Many instances in CSR form (see the module docstring).
-
-    ``labels_known`` is False for rows whose labels are unknown (predict only); ``None`` means
-    all rows carry labels.
-    """
+    """Many instances in CSR form (see the module docstring)."""
 
     indptr: np.ndarray
     indices: np.ndarray

@@ -1,0 +1,103 @@
+"""Learners by name, for the CLI, the service and the benchmarks.
+
+A learner registers a factory ``factory(seed=..., **params)`` under a short name. The CLI's
+``--param KEY=VALUE`` pairs are parsed with :func:`parse_params` (Python literals where they
+parse, strings otherwise) and passed to the factory, so every constructor argument of a
+registered learner is reachable from the command line without extra code.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ihomer.learners.base import MultiLabelLearner
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    factory: Callable[..., MultiLabelLearner]
+    description: str
+
+
+_REGISTRY: dict[str, Entry] = {}
+
+
+def register(name: str, description: str) -> Callable[[Callable[..., MultiLabelLearner]],
+                                                     Callable[..., MultiLabelLearner]]:
+    """Decorator: register ``factory`` under ``name``."""
+
+    def deco(factory: Callable[..., MultiLabelLearner]) -> Callable[..., MultiLabelLearner]:
+        if name in _REGISTRY:
+            raise ValueError(f"learner {name!r} is registered twice")
+        _REGISTRY[name] = Entry(name, factory, description)
+        return factory
+
+    return deco
+
+
+def available() -> dict[str, Entry]:
+    _load_builtins()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
+    """``["grace_period=200", "mode=flat"]`` -> ``{"grace_period": 200, "mode": "flat"}``."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--param {pair!r}: expected KEY=VALUE")
+        try:
+            value: Any = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+def make(name: str, params: dict[str, Any] | None = None, seed: int | None = None) -> MultiLabelLearner:
+    """Build the learner registered as ``name`` with ``params`` (and ``seed`` when it takes one)."""
+    entries = available()
+    if name not in entries:
+        raise ValueError(f"unknown learner {name!r}; available: {', '.join(entries)}")
+    factory = entries[name].factory
+    params = dict(params or {})
+    sig = inspect.signature(factory)
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    unknown = [k for k in params if k not in sig.parameters and not accepts_any]
+    if unknown:
+        allowed = [k for k in sig.parameters if k != "seed"]
+        raise ValueError(f"learner {name!r} has no parameter {', '.join(map(repr, unknown))}; "
+                         f"it takes: {', '.join(allowed) or 'none'}")
+    if "seed" in sig.parameters:
+        params["seed"] = seed
+    return factory(**params)
+
+
+_loaded = False
+
+
+def _load_builtins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    from ihomer.learners import baselines as b
+
+    register("noop", "predicts nothing, learns nothing (measures the harness)")(lambda: b.NoOp())
+    register("majority", "majority labelset seen so far")(lambda: b.MajorityLabelset())
+    for kind, what in (("ht", "Hoeffding tree"), ("nb", "Gaussian naive Bayes"),
+                       ("lr", "logistic regression on standardised features")):
+        register(f"br-{kind}", f"binary relevance over river's {what}")(
+            lambda kind=kind: b.BinaryRelevance(b.river_model(kind)()))
+    register("cc-ht", "river's classifier chain over Hoeffding trees")(
+        lambda: b.RiverClassifierChain(b.river_model("ht")()))
+    try:
+        from ihomer.learners import mlhat  # noqa: F401  (registers itself)
+    except ImportError:  # pragma: no cover - during development only
+        pass

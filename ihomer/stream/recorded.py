@@ -1,0 +1,272 @@
+"""The recorded-stream format: a multi-label stream as an Apache Arrow table.
+
+Why Arrow: a benchmark replay reads the same stream many times, and parsing ARFF text each time
+costs far more than the learners we want to measure. An Arrow file keeps the CSR arrays as they
+are in memory, so a replay reads record batches and hands their buffers to the learners without
+building one Python object per value.
+
+Layout (one row per instance)
+-----------------------------
+``labels``            ``list<int32>``   sorted label ids
+``feature_indices``   ``list<int32>``   sorted feature ids      (sparse layout)
+``feature_values``    ``list<float64>`` values of those ids     (sparse layout)
+``features``          ``fixed_size_list<float64>[F]``           (dense layout, instead of the two above)
+``event_id``          ``string``        optional
+``event_time``        ``int64``         optional (the producer's clock, e.g. ms since epoch)
+``text``              ``string``        optional raw text of text events
+
+Schema metadata (UTF-8 JSON values under ``ihomer.*`` keys): ``format`` (version), ``layout``,
+``feature_names``, ``label_names``, ``nominal``, ``source``, ``text``, ``dropped``.
+
+Both containers work: Parquet (``.parquet``, compressed, for storage) and Arrow IPC files
+(``.arrow``/``.feather``/``.ipc``, memory-mappable, for the fastest replays).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from ihomer.stream.base import (
+    INDEX_DTYPE,
+    PTR_DTYPE,
+    VALUE_DTYPE,
+    Batch,
+    Instance,
+    Schema,
+    Stream,
+    StreamError,
+)
+
+FORMAT_VERSION = 1
+PARQUET_SUFFIXES = (".parquet", ".pq")
+IPC_SUFFIXES = (".arrow", ".feather", ".ipc")
+
+
+def _meta(schema: Schema, layout: str) -> dict[bytes, bytes]:
+    items = {
+        "format": FORMAT_VERSION,
+        "layout": layout,
+        "feature_names": list(schema.feature_names),
+        "label_names": list(schema.label_names),
+        "nominal": {str(k): list(v) for k, v in schema.nominal.items()},
+        "source": schema.source,
+        "text": schema.text,
+        "dropped": list(schema.dropped),
+    }
+    return {f"ihomer.{k}".encode(): json.dumps(v).encode() for k, v in items.items()}
+
+
+def _schema_from_meta(meta: dict[bytes, bytes] | None, where: str) -> tuple[Schema, str]:
+    if not meta or b"ihomer.format" not in meta:
+        raise StreamError(where, None, "schema metadata", "not an ihomer recorded stream "
+                          "(no ihomer.* metadata); write it with `ihomer convert`")
+    try:
+        m = {k.decode()[len("ihomer."):]: json.loads(v) for k, v in meta.items()
+             if k.startswith(b"ihomer.")}
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise StreamError(where, None, "schema metadata", f"unreadable metadata: {e}") from e
+    if m["format"] > FORMAT_VERSION:
+        raise StreamError(where, None, "ihomer.format",
+                          f"format version {m['format']} is newer than this ihomer "
+                          f"({FORMAT_VERSION}); upgrade ihomer")
+    schema = Schema(
+        feature_names=tuple(m["feature_names"]),
+        label_names=tuple(m["label_names"]),
+        nominal={int(k): tuple(v) for k, v in m.get("nominal", {}).items()},
+        sparse=m["layout"] == "sparse",
+        source=m.get("source", ""),
+        text=bool(m.get("text", False)),
+        dropped=tuple(m.get("dropped", ())),
+    )
+    return schema, m["layout"]
+
+
+def arrow_schema(schema: Schema, layout: str, *, event_ids: bool, event_times: bool,
+                 texts: bool) -> pa.Schema:
+    """The Arrow schema a stream with these columns is written with."""
+    fields = [pa.field("labels", pa.list_(pa.int32()))]
+    if layout == "sparse":
+        fields += [pa.field("feature_indices", pa.list_(pa.int32())),
+                   pa.field("feature_values", pa.list_(pa.float64()))]
+    else:
+        fields.append(pa.field("features", pa.list_(pa.float64(), schema.n_features)))
+    if event_ids:
+        fields.append(pa.field("event_id", pa.string()))
+    if event_times:
+        fields.append(pa.field("event_time", pa.int64()))
+    if texts:
+        fields.append(pa.field("text", pa.string()))
+    return pa.schema(fields, metadata=_meta(schema, layout))
+
+
+def batch_to_record_batch(batch: Batch, target: pa.Schema, n_features: int) -> pa.RecordBatch:
+    """Encode a CSR batch as an Arrow record batch of ``target``'s layout (zero-copy where possible)."""
+    cols: list[pa.Array] = [
+        pa.ListArray.from_arrays(pa.array(batch.label_indptr.astype(np.int32)),
+                                 pa.array(batch.label_ids))
+    ]
+    names = target.names
+    if "feature_indices" in names:
+        offsets = pa.array(batch.indptr.astype(np.int32))
+        cols.append(pa.ListArray.from_arrays(offsets, pa.array(batch.indices)))
+        cols.append(pa.ListArray.from_arrays(offsets, pa.array(batch.values)))
+    else:
+        dense = np.zeros((len(batch), n_features), dtype=VALUE_DTYPE)
+        rows = np.repeat(np.arange(len(batch)), np.diff(batch.indptr))
+        dense[rows, batch.indices] = batch.values
+        cols.append(pa.FixedSizeListArray.from_arrays(pa.array(dense.ravel()), n_features))
+    if "event_id" in names:
+        cols.append(pa.array(batch.event_ids if batch.event_ids is not None
+                             else [None] * len(batch), pa.string()))
+    if "event_time" in names:
+        cols.append(pa.array(batch.event_times if batch.event_times is not None
+                             else [None] * len(batch), pa.int64()))
+    if "text" in names:
+        cols.append(pa.array(batch.texts if batch.texts is not None
+                             else [None] * len(batch), pa.string()))
+    return pa.RecordBatch.from_arrays(cols, schema=target)
+
+
+def write_recorded(stream: Stream, path: str | Path, *, layout: str = "auto",
+                   batch_size: int = 65536, compression: str = "zstd") -> int:
+    """Write ``stream`` to ``path`` (Parquet or Arrow IPC by suffix); return the row count.
+
+    ``layout`` is ``"sparse"``, ``"dense"`` or ``"auto"`` (sparse when the source was sparse).
+    """
+    path = Path(path)
+    schema = stream.schema
+    if layout == "auto":
+        layout = "sparse" if schema.sparse or schema.text else "dense"
+    if layout not in ("sparse", "dense"):
+        raise ValueError(f"layout must be sparse, dense or auto, not {layout!r}")
+    batches = stream.batches(batch_size)
+    first = next(batches, None) or Batch.empty()
+    target = arrow_schema(
+        schema, layout,
+        event_ids=first.event_ids is not None,
+        event_times=first.event_times is not None,
+        texts=first.texts is not None,
+    )
+    suffix = path.suffix.lower()
+    n = 0
+    tmp = path.with_name(path.name + ".tmp")
+    if suffix in PARQUET_SUFFIXES:
+        writer: pq.ParquetWriter | ipc.RecordBatchFileWriter = pq.ParquetWriter(
+            tmp, target, compression=compression)
+        write = writer.write_batch
+    elif suffix in IPC_SUFFIXES:
+        writer = ipc.new_file(tmp, target)
+        write = writer.write_batch
+    else:
+        raise ValueError(f"{path}: unknown recorded-stream suffix {suffix!r} "
+                         f"(use {', '.join(PARQUET_SUFFIXES + IPC_SUFFIXES)})")
+    try:
+        for b in _chain(first, batches):
+            if len(b):
+                write(batch_to_record_batch(b, target, schema.n_features))
+                n += len(b)
+    finally:
+        writer.close()
+    tmp.replace(path)
+    return n
+
+
+def _chain(first: Batch, rest: Iterator[Batch]) -> Iterator[Batch]:
+    yield first
+    yield from rest
+
+
+class RecordedStream:
+    """Replay a recorded stream written by :func:`write_recorded`.
+
+    ``batches()`` yields CSR :class:`Batch` objects whose arrays are views of Arrow buffers
+    (sparse layout) or a cheap dense-to-CSR conversion (dense layout); iterating yields
+    :class:`Instance` objects.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        where = str(self.path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"{where}: no such recorded stream")
+        try:
+            if suffix in PARQUET_SUFFIXES:
+                self._pq: pq.ParquetFile | None = pq.ParquetFile(self.path)
+                arrow = self._pq.schema_arrow
+                self._rows = self._pq.metadata.num_rows
+            elif suffix in IPC_SUFFIXES:
+                self._pq = None
+                self._reader = ipc.open_file(pa.memory_map(str(self.path)))
+                arrow = self._reader.schema
+                self._rows = sum(self._reader.get_batch(i).num_rows
+                                 for i in range(self._reader.num_record_batches))
+            else:
+                raise StreamError(where, None, None, f"unknown recorded-stream suffix {suffix!r}")
+        except (pa.ArrowInvalid, OSError) as e:
+            raise StreamError(where, None, None, f"not a readable Arrow/Parquet file: {e}") from e
+        self.schema, self.layout = _schema_from_meta(arrow.metadata, where)
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def record_batches(self, batch_size: int = 65536) -> Iterator[pa.RecordBatch]:
+        """The raw Arrow record batches, for tools that work on Arrow directly."""
+        if self._pq is not None:
+            yield from self._pq.iter_batches(batch_size=batch_size)
+            return
+        for i in range(self._reader.num_record_batches):
+            rb = self._reader.get_batch(i)
+            for start in range(0, rb.num_rows, batch_size):
+                yield rb.slice(start, batch_size)
+
+    def batches(self, batch_size: int = 1024) -> Iterator[Batch]:
+        for rb in self.record_batches(batch_size):
+            yield self._to_batch(rb)
+
+    def __iter__(self) -> Iterator[Instance]:
+        for b in self.batches(65536):
+            yield from b
+
+    @staticmethod
+    def _list_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets rebased to 0, flat values) of a list array, honouring slicing."""
+        arr = arr.cast(pa.large_list(arr.type.value_type)) if not pa.types.is_large_list(
+            arr.type) else arr
+        offsets = np.asarray(arr.offsets)
+        flat = np.asarray(arr.values)[offsets[0]: offsets[-1]]
+        return (offsets - offsets[0]).astype(PTR_DTYPE), flat
+
+    def _to_batch(self, rb: pa.RecordBatch) -> Batch:
+        label_indptr, label_ids = self._list_parts(rb.column("labels"))
+        if self.layout == "sparse":
+            indptr, indices = self._list_parts(rb.column("feature_indices"))
+            _, values = self._list_parts(rb.column("feature_values"))
+        else:
+            col = rb.column("features")
+            f = self.schema.n_features
+            dense = np.asarray(col.flatten()).reshape(len(rb), f) if f else np.zeros((len(rb), 0))
+            mask = dense != 0
+            indptr = np.zeros(len(rb) + 1, dtype=PTR_DTYPE)
+            np.cumsum(mask.sum(axis=1), out=indptr[1:])
+            _, indices = np.nonzero(mask)
+            values = dense[mask]
+        names = rb.schema.names
+        return Batch(
+            indptr=indptr,
+            indices=indices.astype(INDEX_DTYPE, copy=False),
+            values=values.astype(VALUE_DTYPE, copy=False),
+            label_indptr=label_indptr,
+            label_ids=label_ids.astype(INDEX_DTYPE, copy=False),
+            event_ids=rb.column("event_id").to_pylist() if "event_id" in names else None,
+            event_times=rb.column("event_time").to_numpy(zero_copy_only=False)
+            if "event_time" in names else None,
+            texts=rb.column("text").to_pylist() if "text" in names else None,
+        )

@@ -1,0 +1,104 @@
+"""Recorded-stream format: round trips through Parquet and Arrow IPC, metadata, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import random_stream, shared_dataset
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ihomer.stream.base import StreamError
+from ihomer.stream.recorded import RecordedStream, write_recorded
+from ihomer.stream.sources import open_stream
+
+
+def assert_same_instances(a, b) -> None:
+    rows_a, rows_b = list(a), list(b)
+    assert len(rows_a) == len(rows_b)
+    for x, y in zip(rows_a, rows_b, strict=True):
+        nz = x.values != 0  # the dense layout cannot tell an explicit zero from an absent one
+        np.testing.assert_array_equal(x.indices[nz], y.indices)
+        np.testing.assert_array_equal(x.values[nz], y.values)
+        np.testing.assert_array_equal(x.labels, y.labels)
+        assert x.event_id == y.event_id
+        assert x.event_time == y.event_time
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".arrow"])
+@pytest.mark.parametrize("layout", ["sparse", "dense"])
+@pytest.mark.parametrize("sparse_data", [True, False])
+def test_round_trip(tmp_path: Path, suffix: str, layout: str, sparse_data: bool) -> None:
+    stream = random_stream(n=257, sparse=sparse_data)
+    path = tmp_path / f"s{suffix}"
+    assert write_recorded(stream, path, layout=layout, batch_size=50) == 257
+    back = RecordedStream(path)
+    assert len(back) == 257
+    assert back.schema.feature_names == stream.schema.feature_names
+    assert back.schema.label_names == stream.schema.label_names
+    assert back.schema.source == "synthetic"
+    assert back.layout == layout
+    assert_same_instances(stream, back)
+    # Re-batching at any size gives the same rows.
+    assert sum(len(b) for b in back.batches(33)) == 257
+    assert_same_instances(stream, (r for b in back.batches(33) for r in b))
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(0, 40), nf=st.integers(1, 9), nl=st.integers(1, 6), seed=st.integers(0, 10**6),
+       bs=st.integers(1, 17))
+def test_round_trip_property(tmp_path_factory, n, nf, nl, seed, bs) -> None:
+    stream = random_stream(n=n, n_features=nf, n_labels=nl, seed=seed)
+    path = tmp_path_factory.mktemp("rt") / "s.parquet"
+    write_recorded(stream, path, batch_size=bs)
+    assert_same_instances(stream, RecordedStream(path))
+
+
+def test_arff_to_parquet_to_replay_is_identical(tmp_path: Path) -> None:
+    src = shared_dataset("enron.arff.gz")
+    arff = open_stream(src)
+    out = tmp_path / "enron.parquet"
+    write_recorded(arff, out)
+    back = open_stream(out)
+    assert back.schema.label_names == arff.schema.label_names
+    assert back.schema.feature_names == arff.schema.feature_names
+    assert back.schema.sparse
+    assert_same_instances(arff, back)
+
+
+def test_embedded_default_round_trip(tmp_path: Path) -> None:
+    arff = open_stream(None)
+    out = tmp_path / "emotions.arrow"
+    write_recorded(arff, out)
+    assert not RecordedStream(out).schema.sparse
+    assert_same_instances(arff, open_stream(out))
+
+
+def test_plain_parquet_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "other.parquet"
+    pq.write_table(pa.table({"a": [1, 2]}), path)
+    with pytest.raises(StreamError, match="not an ihomer recorded stream"):
+        RecordedStream(path)
+
+
+def test_garbage_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "junk.arrow"
+    path.write_bytes(b"definitely not arrow")
+    with pytest.raises(StreamError, match="junk.arrow"):
+        RecordedStream(path)
+
+
+def test_newer_format_is_refused(tmp_path: Path) -> None:
+    stream = random_stream(n=3)
+    path = tmp_path / "s.parquet"
+    write_recorded(stream, path)
+    table = pq.read_table(path)
+    meta = dict(table.schema.metadata)
+    meta[b"ihomer.format"] = b"999"
+    pq.write_table(table.replace_schema_metadata(meta), path)
+    with pytest.raises(StreamError, match="newer"):
+        RecordedStream(path)
