@@ -1,0 +1,184 @@
+"""Prequential (test-then-train) evaluation, MOA's interleaved protocol.
+
+Every instance is first predicted by the model as it stands and then learned, from the very
+first instance on: no warm-up window is excluded, so the numbers are comparable with the
+published full-stream results in ``shared/anchors``.
+
+The loop hands the learner whole CSR batches through ``test_then_train_many``, which keeps the
+exact per-instance order (predict row *i*, learn row *i*, then row *i+1*) while letting jitted
+learners run the loop without returning to Python. ``batched=True`` instead calls
+``predict_many`` on a whole batch and then ``learn_many`` on it: faster for some learners, but
+the protocol then differs (row *i+1* is predicted before row *i* is learned), so it is off by
+default and recorded in the summary.
+
+Outputs: a summary (metrics, instances/s, peak memory, parameters), a time series of cumulative
+and rolling metrics, and the learner's events (restructures, drifts) with their instance index.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ihomer.evaluate.metrics import MultiLabelMetrics, RollingMultiLabelMetrics
+from ihomer.learners.adapters import as_learner
+from ihomer.learners.base import MultiLabelLearner
+from ihomer.stream.base import Stream
+
+METRIC_KEYS = (
+    "subset_accuracy", "hamming_loss",
+    "example_precision", "example_recall", "example_f1",
+    "micro_precision", "micro_recall", "micro_f1",
+    "macro_precision", "macro_recall", "macro_f1",
+)
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+@dataclass
+class Result:
+    """What one prequential run produced."""
+
+    summary: dict[str, Any]
+    curve: list[dict[str, float]]
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def write(self, out_dir: str | Path, plot: bool = False) -> list[Path]:
+        """Write ``summary.json``, ``curve.csv``, ``events.csv`` (and ``curve.png``)."""
+        from ihomer.evaluate.report import write_curve_csv, write_events_csv, write_plot
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = [out / "summary.json", out / "curve.csv", out / "events.csv"]
+        paths[0].write_text(json.dumps(self.summary, indent=2, sort_keys=True) + "\n")
+        write_curve_csv(self.curve, paths[1])
+        write_events_csv(self.events, paths[2])
+        if plot:
+            paths.append(write_plot(self, out / "curve.png"))
+        return paths
+
+
+ProgressCallback = Callable[[int, float, dict[str, float]], None]
+
+
+def prequential(
+    stream: Stream,
+    learner: Any,
+    *,
+    learner_name: str | None = None,
+    batch_size: int = 256,
+    window: int = 1000,
+    curve_points: int = 200,
+    batched: bool = False,
+    seed: int | None = None,
+    progress: ProgressCallback | None = None,
+    total: int | None = None,
+) -> Result:
+    """Run ``learner`` prequentially over ``stream``.
+
+    Parameters
+    ----------
+    learner
+        An ihomer learner, or any object with river's ``learn_one``/``predict_one``.
+    batch_size
+        Rows handed to the learner per call (does not change results unless ``batched``).
+    window
+        Size of the sliding window of the rolling metrics.
+    curve_points
+        About how many points the time series gets (one every ``total / curve_points`` rows).
+    batched
+        Use ``predict_many`` then ``learn_many`` per batch (not exact prequential; see module).
+    progress
+        Called after each batch with ``(instances, seconds, current metrics)``.
+    total
+        Number of instances, when known, to space the curve points (default: ``len(stream)``).
+    """
+    model: MultiLabelLearner = as_learner(learner)
+    schema = stream.schema
+    model.bind(schema)
+    if total is None:
+        total = len(stream) if hasattr(stream, "__len__") else None  # type: ignore[arg-type]
+    every = max(1, (total or 100_000) // max(1, curve_points))
+    cumulative = MultiLabelMetrics()
+    rolling = RollingMultiLabelMetrics(window)
+    curve: list[dict[str, float]] = []
+    n = 0
+    learn_seconds = 0.0
+    t0 = time.perf_counter()
+    for batch in stream.batches(batch_size):
+        start = 0
+        while start < len(batch):
+            # Exact mode cuts the batch at curve points so the series lands on exact instance
+            # counts (cutting cannot change its results); batched mode must keep its batches.
+            stop = len(batch) if batched else min(len(batch), start + every - (n % every))
+            part = batch.slice(start, stop) if (start, stop) != (0, len(batch)) else batch
+            t1 = time.perf_counter()
+            if batched:
+                pred = model.predict_many(part)
+                model.learn_many(part)
+            else:
+                pred = model.test_then_train_many(part)
+            learn_seconds += time.perf_counter() - t1
+            n_labels = max(schema.n_labels, model.n_labels)
+            cumulative.update(part.label_indptr, part.label_ids, pred.indptr, pred.label_ids,
+                              n_labels)
+            rolling.update(part.label_indptr, part.label_ids, pred.indptr, pred.label_ids,
+                           n_labels)
+            crossed = (n + len(part)) // every > n // every
+            n += len(part)
+            start = stop
+            if crossed:
+                curve.append(_curve_row(n, time.perf_counter() - t0, cumulative, rolling))
+        if progress is not None:
+            progress(n, time.perf_counter() - t0, cumulative.get())
+    seconds = time.perf_counter() - t0
+    if not curve or curve[-1]["instance"] != n:
+        curve.append(_curve_row(n, seconds, cumulative, rolling))
+    events = [dict(e) for e in getattr(model, "events", [])]
+    metrics = cumulative.get()
+    summary: dict[str, Any] = {
+        "learner": learner_name or type(getattr(model, "model", model)).__name__,
+        "source": schema.source,
+        "instances": n,
+        "n_features": schema.n_features,
+        "n_labels": max(schema.n_labels, model.n_labels),
+        "seconds": seconds,
+        "learner_seconds": learn_seconds,
+        "instances_per_s": n / seconds if seconds > 0 else 0.0,
+        "peak_rss_bytes": peak_rss_bytes(),
+        **{k: metrics[k] for k in METRIC_KEYS},
+        "params": model.params(),
+        "seed": seed,
+        "protocol": "batched" if batched else "prequential",
+        "batch_size": batch_size,
+        "window": window,
+        "events": len(events),
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+    }
+    model_stats = getattr(model, "stats", None)
+    if callable(model_stats):
+        summary["model"] = model_stats()
+    return Result(summary=summary, curve=curve, events=events)
+
+
+def _curve_row(n: int, seconds: float, cumulative: MultiLabelMetrics,
+               rolling: RollingMultiLabelMetrics) -> dict[str, float]:
+    row: dict[str, float] = {"instance": n, "seconds": round(seconds, 6)}
+    c, r = cumulative.get(), rolling.get()
+    for k in METRIC_KEYS:
+        row[k] = c[k]
+    for k in METRIC_KEYS:
+        row[f"rolling_{k}"] = r[k]
+    return row

@@ -1,0 +1,84 @@
+"""Files and tables made from a prequential run: CSV series, events, plots, a terminal table."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ihomer.evaluate.prequential import Result
+
+PLOTTED = ("micro_f1", "example_f1", "subset_accuracy", "hamming_loss")
+
+
+def write_curve_csv(curve: list[dict[str, float]], path: Path) -> None:
+    with path.open("w", newline="") as f:
+        if not curve:
+            return
+        w = csv.DictWriter(f, fieldnames=list(curve[0]))
+        w.writeheader()
+        w.writerows(curve)
+
+
+def write_events_csv(events: list[dict[str, Any]], path: Path) -> None:
+    fields = ["instance", "kind", "detail"]
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        for e in events:
+            w.writerow({k: e.get(k, "") for k in fields})
+
+
+def write_plot(result: Result, path: Path) -> Path:
+    """Rolling (solid) and cumulative (dashed) metrics over the stream, events as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = result.curve
+    x = [row["instance"] for row in curve]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
+    kinds = sorted({str(e.get("kind")) for e in result.events})
+    colours = dict(zip(kinds, plt.rcParams["axes.prop_cycle"].by_key()["color"][3:] * 10,
+                       strict=False))
+    for ax, key in zip(axes.ravel(), PLOTTED, strict=True):
+        ax.plot(x, [row[f"rolling_{key}"] for row in curve], label=f"rolling ({result.summary.get('window')})")
+        ax.plot(x, [row[key] for row in curve], "--", label="cumulative")
+        for kind in kinds:
+            at = [e["instance"] for e in result.events if str(e.get("kind")) == kind]
+            for i, inst in enumerate(at):
+                ax.axvline(inst, color=colours[kind], alpha=0.35, lw=0.8,
+                           label=kind if i == 0 else None)
+        ax.set_title(key.replace("_", " "))
+        ax.grid(alpha=0.3)
+    axes[1, 0].set_xlabel("instances")
+    axes[1, 1].set_xlabel("instances")
+    axes[0, 0].legend(fontsize=8)
+    s = result.summary
+    fig.suptitle(f"{s.get('learner')} on {Path(str(s.get('source'))).name}: "
+                 f"{s.get('instances')} instances, {s.get('instances_per_s', 0):.0f} inst/s")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def format_table(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
+    """A plain aligned text table (floats with 4 decimals)."""
+    rows = list(rows)
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4f}"
+        return str(v)
+
+    body = [[cell(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(b[i]) for b in body]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in
+                        enumerate(zip(b, widths, strict=True))) for b in body]
+    return "\n".join(lines)

@@ -1,0 +1,76 @@
+"""The command line as users and other tools call it (the contract in README)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import shared_dataset
+
+from ihomer.cli import main
+
+REQUIRED = ("learner", "source", "instances", "seconds", "instances_per_s", "peak_rss_bytes",
+            "subset_accuracy", "hamming_loss", "example_precision", "example_recall",
+            "example_f1", "micro_precision", "micro_recall", "micro_f1", "macro_precision",
+            "macro_recall", "macro_f1")
+
+
+def test_replay_embedded_default_writes_the_contract(tmp_path: Path, capsys) -> None:
+    assert main(["replay", "--quiet", "--learner", "majority", "--out", str(tmp_path),
+                 "--plot"]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for key in REQUIRED:
+        assert key in summary, key
+    assert summary["instances"] == 593
+    assert summary["source"].endswith("emotions.arff.gz")
+    assert (tmp_path / "curve.csv").exists() and (tmp_path / "curve.png").exists()
+    out = capsys.readouterr().out
+    assert "micro_f1" in out and "instances_per_s" in out
+
+
+def test_convert_then_replay_gives_identical_metrics(tmp_path: Path) -> None:
+    src = shared_dataset("flags.arff.gz")
+    pq_path = tmp_path / "flags.parquet"
+    assert main(["convert", str(src), str(pq_path)]) == 0
+    a, b = tmp_path / "a", tmp_path / "b"
+    for source, out in ((src, a), (pq_path, b)):
+        assert main(["replay", str(source), "--learner", "br-ht", "--quiet", "--out",
+                     str(out)]) == 0
+    sa = json.loads((a / "summary.json").read_text())
+    sb = json.loads((b / "summary.json").read_text())
+    for key in REQUIRED[6:]:
+        assert sa[key] == sb[key], key
+
+
+def test_limit_param_and_labels_options(tmp_path: Path) -> None:
+    src = shared_dataset("water-quality.arff.gz")
+    assert main(["replay", str(src), "--labels", "first:14", "--limit", "100", "--quiet",
+                 "--learner", "br-nb", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["instances"] == 100
+    assert summary["n_labels"] == 14
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["replay", "--learner", "nope"], "unknown learner 'nope'"),
+    (["replay", "--learner", "majority", "--param", "x=1"], "no parameter 'x'"),
+    (["replay", "--param", "garbage"], "expected KEY=VALUE"),
+    (["replay", "/no/such/file.arff"], "no such file"),
+    (["replay", "data.csv"], "cannot tell the format"),
+])
+def test_errors_are_one_clear_line(argv, message, capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.csv").write_text("a,b\n")
+    assert main([*argv, "--quiet"] if argv[0] == "replay" else argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_console_script_runs() -> None:
+    out = subprocess.run([sys.executable, "-m", "ihomer.cli", "learners"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "majority" in out and "br-nb" in out
