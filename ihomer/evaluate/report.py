@@ -45,7 +45,8 @@ def write_plot(result: Result, path: Path) -> Path:
     colours = dict(zip(kinds, plt.rcParams["axes.prop_cycle"].by_key()["color"][3:] * 10,
                        strict=False))
     for ax, key in zip(axes.ravel(), PLOTTED, strict=True):
-        ax.plot(x, [row[f"rolling_{key}"] for row in curve], label=f"rolling ({result.summary.get('window')})")
+        window = result.summary.get("window")
+        ax.plot(x, [row[f"rolling_{key}"] for row in curve], label=f"rolling ({window})")
         ax.plot(x, [row[key] for row in curve], "--", label="cumulative")
         for kind in kinds:
             at = [e["instance"] for e in result.events if str(e.get("kind")) == kind]
