@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("source", nargs="?", default=None,
                    help=".arff[.gz|.bz2], .parquet, .arrow or .jsonl[.gz] (default: embedded "
                         "emotions dataset)")
-    r.add_argument("--learner", default=None, help="registered learner name (see `ihomer learners`)")
+    r.add_argument("--learner", default=None,
+                   help="registered learner name (see `ihomer learners`)")
     r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="learner parameter (repeatable)")
     r.add_argument("--labels", default=None, metavar="xml:FILE|meka|first:N|last:N|json:FIELD",

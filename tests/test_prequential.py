@@ -57,7 +57,7 @@ def test_exact_protocol_matches_river_metrics(batch_size: int) -> None:
     stream = random_stream(n=211, seed=3)
     res = prequential(stream, PreviousLabelset(), batch_size=batch_size)
     truths = [set(r.labels.tolist()) for r in stream]
-    preds = [set()] + truths[:-1]
+    preds = [set(), *truths[:-1]]
     ref = river_reference(stream, preds)
     for k, v in ref.items():
         assert res.summary[k] == pytest.approx(v, abs=1e-12), k

@@ -88,7 +88,7 @@ def test_plain_parquet_is_refused_with_a_clear_error(tmp_path: Path) -> None:
 def test_garbage_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "junk.arrow"
     path.write_bytes(b"definitely not arrow")
-    with pytest.raises(StreamError, match="junk.arrow"):
+    with pytest.raises(StreamError, match=r"junk\.arrow"):
         RecordedStream(path)
 
 

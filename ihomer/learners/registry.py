@@ -60,7 +60,8 @@ def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def make(name: str, params: dict[str, Any] | None = None, seed: int | None = None) -> MultiLabelLearner:
+def make(name: str, params: dict[str, Any] | None = None,
+         seed: int | None = None) -> MultiLabelLearner:
     """Build the learner registered as ``name`` with ``params`` (and ``seed`` when it takes one)."""
     entries = available()
     if name not in entries:

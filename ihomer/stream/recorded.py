@@ -10,7 +10,7 @@ Layout (one row per instance)
 ``labels``            ``list<int32>``   sorted label ids
 ``feature_indices``   ``list<int32>``   sorted feature ids      (sparse layout)
 ``feature_values``    ``list<float64>`` values of those ids     (sparse layout)
-``features``          ``fixed_size_list<float64>[F]``           (dense layout, instead of the two above)
+``features``          ``fixed_size_list<float64>[F]``           (dense layout, instead)
 ``event_id``          ``string``        optional
 ``event_time``        ``int64``         optional (the producer's clock, e.g. ms since epoch)
 ``text``              ``string``        optional raw text of text events
@@ -107,7 +107,7 @@ def arrow_schema(schema: Schema, layout: str, *, event_ids: bool, event_times: b
 
 
 def batch_to_record_batch(batch: Batch, target: pa.Schema, n_features: int) -> pa.RecordBatch:
-    """Encode a CSR batch as an Arrow record batch of ``target``'s layout (zero-copy where possible)."""
+    """Encode a CSR batch as an Arrow record batch in ``target``'s layout (no copy if possible)."""
     cols: list[pa.Array] = [
         pa.ListArray.from_arrays(pa.array(batch.label_indptr.astype(np.int32)),
                                  pa.array(batch.label_ids))
