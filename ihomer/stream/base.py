@@ -4,8 +4,9 @@ A multi-label stream is a sequence of instances ``(x, Y)``. ``x`` is a feature v
 dense (a few hundred numeric attributes) or very sparse (thousands of binary attributes, a handful
 set per instance); ``Y`` is a subset of the label set. To serve both without ever densifying a
 sparse row, every instance is stored in *compressed sparse row* (CSR) form: sorted feature
-indices with their values, plus sorted label ids. A dense row is simply a CSR row that lists
-every feature (explicit zeros included), so learners have one code path.
+indices with their values, plus sorted label ids. Only non-zero values are stored, for dense
+rows too: an absent feature means 0, exactly as in sparse ARFF, so learners have one meaning
+and one code path.
 
 A :class:`Batch` holds many rows as flat NumPy arrays (``indptr``/``indices``/``values`` for the
 features, ``label_indptr``/``label_ids`` for the labels). This is the struct-of-arrays form that

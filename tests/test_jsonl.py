@@ -1,0 +1,106 @@
+"""JSON-lines text streams: texts, ids, labels in order of first appearance, precise errors."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ihomer.stream.base import StreamError
+from ihomer.stream.jsonl import read_jsonl
+
+
+def write(path: Path, lines: list[str]) -> Path:
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    if path.suffix == ".gz":
+        data = gzip.compress(data)
+    elif path.suffix == ".bz2":
+        data = bz2.compress(data)
+    path.write_bytes(data)
+    return path
+
+
+RECORDS = [
+    {"package": "zsh", "section": "shells", "description": "Z shell", "tags": ["role::program",
+                                                                               "interface::shell"]},
+    {"package": "vim", "section": "editors", "description": "Vi IMproved", "tags": []},
+    {"package": "emacs", "section": "editors", "description": "GNU Emacs",
+     "tags": ["use::editing", "role::program", "use::editing"]},
+]
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz", ".bz2"])
+def test_read_records(tmp_path, suffix):
+    path = write(tmp_path / f"tags.jsonl{suffix}", [json.dumps(r) for r in RECORDS])
+    stream = read_jsonl(path)
+    schema = stream.schema
+    assert schema.text and schema.n_features == 0 and schema.feature_names == ()
+    assert schema.label_names == ("role::program", "interface::shell", "use::editing")
+    batch = stream.data
+    assert batch.texts == ["Z shell", "Vi IMproved", "GNU Emacs"]
+    assert batch.event_ids == ["zsh", "vim", "emacs"]
+    assert batch.indptr.tolist() == [0, 0, 0, 0] and len(batch.indices) == 0
+    # Sorted ids, repeated tags counted once.
+    assert [r.labels.tolist() for r in stream] == [[0, 1], [], [0, 2]]
+
+
+def test_text_fields_ids_and_blank_lines(tmp_path):
+    lines = [json.dumps(RECORDS[0]), "", json.dumps({"description": "x", "section": "s",
+                                                     "tags": ["a"]})]
+    path = write(tmp_path / "t.jsonl", lines)
+    stream = read_jsonl(path, text_fields=("section", "description"))
+    assert stream.data.texts == ["shells\nZ shell", "s\nx"]
+    # The record without a package gets its line number (blank lines count).
+    assert stream.data.event_ids == ["zsh", "3"]
+    assert read_jsonl(path, id_field=None).data.event_ids == ["1", "3"]
+    assert read_jsonl(path, id_field="section").data.event_ids == ["shells", "s"]
+
+
+def test_other_label_field(tmp_path):
+    path = write(tmp_path / "t.jsonl", ['{"description": "d", "cats": ["x", "y"]}'])
+    stream = read_jsonl(path, labels="json:cats")
+    assert stream.schema.label_names == ("x", "y")
+    with pytest.raises(ValueError, match="json:FIELD"):
+        read_jsonl(path, labels="first:2")
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "reason"),
+    [
+        ('{"description": "d", "tags": [}', None, "invalid JSON"),
+        ('["description", "tags"]', None, "expected a JSON object"),
+        ('{"tags": []}', "description", "missing"),
+        ('{"description": "d"}', "tags", "missing"),
+        ('{"description": 3, "tags": []}', "description", "must be a string"),
+        ('{"description": "d", "tags": "a"}', "tags", "list of strings"),
+        ('{"description": "d", "tags": ["a", 1]}', "tags", "list of strings"),
+        ('{"description": "d", "tags": [], "package": ["p"]}', "package", "string or an integer"),
+    ],
+)
+def test_malformed_lines(tmp_path, line, field, reason):
+    path = write(tmp_path / "bad.jsonl", [json.dumps(RECORDS[0]), line])
+    with pytest.raises(StreamError) as info:
+        read_jsonl(path)
+    err = info.value
+    assert (err.line, err.field) == (2, field)
+    assert "bad.jsonl" in str(err) and "line 2" in str(err) and reason in str(err)
+
+
+tag_lists = st.lists(st.lists(st.text(max_size=4), max_size=4), max_size=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(tags=tag_lists)
+def test_labels_numbered_by_first_appearance(tmp_path_factory, tags):
+    path = tmp_path_factory.mktemp("j") / "p.jsonl"
+    write(path, [json.dumps({"description": str(i), "tags": t}) for i, t in enumerate(tags)])
+    stream = read_jsonl(path)
+    expected_names = list(dict.fromkeys(tag for t in tags for tag in t))
+    assert stream.schema.label_names == tuple(expected_names)
+    for inst, t in zip(stream, tags, strict=True):
+        assert inst.labels.tolist() == sorted({expected_names.index(x) for x in t})
