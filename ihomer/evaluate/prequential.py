@@ -167,9 +167,9 @@ def prequential(
         "python": platform.python_version(),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
     }
-    model_stats = getattr(model, "stats", None)
-    if callable(model_stats):
-        summary["model"] = model_stats()
+    model_summary = getattr(model, "summary", None)  # size, drift and memory figures
+    if callable(model_summary):
+        summary["model"] = model_summary()
     return Result(summary=summary, curve=curve, events=events)
 
 

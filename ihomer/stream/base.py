@@ -157,6 +157,32 @@ class Batch:
             texts=None if self.texts is None else self.texts[start:stop],
         )
 
+    def take(self, rows: np.ndarray) -> Batch:
+        """The given rows (any order, repeats allowed) as a new batch."""
+        rows = np.asarray(rows, dtype=np.int64)
+
+        def gather(ptr: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            starts = ptr[rows]
+            lens = ptr[rows + 1] - starts
+            out_ptr = np.zeros(len(rows) + 1, dtype=PTR_DTYPE)
+            np.cumsum(lens, out=out_ptr[1:])
+            src = np.repeat(starts - out_ptr[:-1], lens) + np.arange(out_ptr[-1])
+            return out_ptr, src
+
+        indptr, fsrc = gather(self.indptr, self.indices)
+        label_indptr, lsrc = gather(self.label_indptr, self.label_ids)
+        pick = rows.tolist()
+        return Batch(
+            indptr=indptr,
+            indices=self.indices[fsrc],
+            values=self.values[fsrc],
+            label_indptr=label_indptr,
+            label_ids=self.label_ids[lsrc],
+            event_ids=None if self.event_ids is None else [self.event_ids[i] for i in pick],
+            event_times=None if self.event_times is None else self.event_times[rows],
+            texts=None if self.texts is None else [self.texts[i] for i in pick],
+        )
+
     @classmethod
     def from_instances(cls, rows: Sequence[Instance]) -> Batch:
         n = len(rows)

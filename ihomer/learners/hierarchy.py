@@ -1,0 +1,586 @@
+"""iHOMER: an incremental hierarchy of multi-label trees over clusters of co-occurring labels.
+
+The label space is partitioned online by :class:`~ihomer.learners.clustering.LabelClustering`
+(ODAC over Jaccard dissimilarity: the *global* structure) and every cluster owns one
+:class:`~ihomer.learners.mlhat.MLHAT` trained on the instance's labels restricted to the
+cluster (each tree handles *local* drift with its own ADWIN-monitored alternates).
+
+Modes (``mode``)
+----------------
+``flat``
+    Every cluster's tree predicts its labels for every instance and learns every instance;
+    the prediction is the union.
+``homer``
+    A meta tree over meta-labels (one per cluster: "some label of the cluster is present")
+    predicts which clusters are active; only those clusters' trees predict, and a cluster's
+    tree learns only the instances where its meta-label is true (HOMER's routing, which makes
+    very large label sets cheap).
+
+Restructuring without a dip
+---------------------------
+When the partition changes, a cluster whose label set is unchanged keeps its tree; a cluster
+that only gained labels never seen before keeps its tree and grows the new label columns.
+Any other new cluster starts (``warm_start=True``) from a projection of the tree that held
+most of its labels: the projected tree keeps the structure and those labels' statistics, and
+the cluster's other labels start from zero. With ``handover=True`` the trees of the old
+partition stay alive and keep answering for their labels until the new tree's prequential
+Hamming errors on those labels, counted since the restructure over at least
+``handover_min`` instances, are no more than theirs (at ``handover_max`` instances the new tree
+takes over regardless, which bounds the cost of running both). In ``homer`` mode the meta tree
+routes to the current clusters only, so new trees answer at once (warm-started).
+
+Exact prequential order
+-----------------------
+The clustering only changes at its checkpoints (every ``n_min`` instances) and when new labels
+arrive, and the trees are independent of one another between changes. A batch is therefore
+cut at the change points: each tree runs its own jitted test-then-train loop over a segment,
+and the partition is reconciled between segments. A change at a checkpoint applies after the
+instance that completed it; a new label is placed before the instance that brings it (its
+tree has no statistics for it yet, so nothing of that instance leaks into its prediction).
+
+Defaults
+--------
+Tree parameters are MLHAT's defaults (``tree`` overrides them, e.g. ``{"grace_period": 100}``);
+the clustering's are the specification's starting values (``cluster_delta=0.9``, ODAC's
+convention ``ln(1/delta)``; ``cluster_tau=0.1``; ``n_min=100``). ``mode="flat"``,
+``warm_start=True`` and ``handover=True`` were chosen on the shared suite (``bench/ablation.py``).
+
+Example
+-------
+>>> from ihomer.learners.hierarchy import IHOMER
+>>> model = IHOMER(n_min=2)
+>>> for _ in range(3):
+...     model.learn_one({"a": 1.0}, ["x", "y"])
+...     model.learn_one({"b": 1.0}, ["z"])
+>>> sorted(k for k, v in model.predict_one({"a": 1.0}).items() if v)
+['x', 'y']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ihomer.learners._split_kernels import dense_rows, owned_predictions, restrict_labels
+from ihomer.learners.base import MultiLabelLearner, Predictions
+from ihomer.learners.clustering import Change, LabelClustering
+from ihomer.learners.mlhat import MLHAT
+from ihomer.stream.base import INDEX_DTYPE, PTR_DTYPE, VALUE_DTYPE, Batch
+
+MODES = ("flat", "homer")
+
+
+@dataclass
+class _Member:
+    """One tree and the global labels it models (local id ``i`` is global ``labels[i]``)."""
+
+    key: int
+    cluster: int | None  # the clustering's id of the cluster it serves; None once retired
+    tree: MLHAT
+    labels: list[int]
+    local_of: np.ndarray
+    pending: set[int] = field(default_factory=set)
+    since: int = 0
+    err_new: int = 0
+    err_old: int = 0
+    n_cmp: int = 0
+    swaps: int = 0
+    drifts: int = 0
+
+    def add_labels(self, new: list[int]) -> None:
+        for g in new:
+            self.local_of[g] = len(self.labels)
+            self.labels.append(g)
+
+
+class IHOMER(MultiLabelLearner):
+    """Incremental hierarchy of multi-label Hoeffding adaptive trees (see module docstring).
+
+    Parameters
+    ----------
+    mode
+        ``"flat"`` or ``"homer"``.
+    warm_start
+        Start a new cluster's tree from a projection of the tree holding most of its labels.
+    handover
+        Keep old trees answering for their labels until the new tree is no worse on them.
+    handover_min, handover_max
+        Instances the comparison needs at least, and after which the new tree wins anyway.
+    partition
+        ``"odac"`` (the online clustering) or ``"random"`` (ablation: clusters with the same
+        sizes as ODAC's, labels assigned by a seeded hash, re-dealt when ODAC's change).
+    cluster_delta, cluster_tau, n_min, min_size, max_size
+        Parameters of :class:`~ihomer.learners.clustering.LabelClustering`.
+    tree
+        Keyword arguments of every :class:`~ihomer.learners.mlhat.MLHAT` (clusters and meta).
+    seed
+        Seed of the trees (Poisson weighting) and of the random partition.
+    """
+
+    def __init__(
+        self,
+        mode: str = "flat",
+        warm_start: bool = True,
+        handover: bool = True,
+        handover_min: int = 200,
+        handover_max: int = 5000,
+        partition: str = "odac",
+        cluster_delta: float = 0.9,
+        cluster_tau: float = 0.1,
+        n_min: int = 100,
+        min_size: int | None = None,
+        max_size: int | None = None,
+        tree: dict[str, Any] | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        if partition not in ("odac", "random"):
+            raise ValueError(f"partition must be 'odac' or 'random', not {partition!r}")
+        self.mode = mode
+        self.warm_start = warm_start
+        self.handover = handover and mode == "flat"
+        self.handover_min = handover_min
+        self.handover_max = handover_max
+        self.partition = partition
+        self.cluster_delta = cluster_delta
+        self.cluster_tau = cluster_tau
+        self.n_min = n_min
+        self.min_size = min_size
+        self.max_size = max_size
+        self.tree = dict(tree or {})
+        self.seed = seed
+        self.clustering = LabelClustering(delta=cluster_delta, tau=cluster_tau, n_min=n_min,
+                                          min_size=min_size, max_size=max_size)
+        self._partition: dict[int, tuple[int, ...]] = {}
+        self._members: dict[int, _Member] = {}
+        self._next_key = 0
+        self._owner = np.full(0, -1, np.int64)
+        self._seen = 0
+        self._meta: MLHAT | None = None
+        self._meta_keys: list[int] = []
+        self.events: list[dict[str, Any]] = []
+        self.n_restructures = 0
+        self.n_handovers = 0
+
+    # ------------------------------------------------------------------ sizes
+    def _grow_labels(self, n_labels: int) -> None:
+        old = len(self._owner)
+        if n_labels <= old:
+            return
+        cap = max(16, old)
+        while cap < n_labels:
+            cap *= 2
+        self._owner = np.concatenate([self._owner, np.full(cap - old, -1, np.int64)])
+        for m in self._members.values():
+            m.local_of = np.concatenate([m.local_of, np.full(cap - old, -1, np.int64)])
+
+    def _new_tree(self) -> MLHAT:
+        t = MLHAT(**{"seed": self.seed, **self.tree})
+        for name in self.feature_vocab.names:
+            t.feature_vocab.add(name)
+        return t
+
+    def _new_member(self, cluster: int | None, tree: MLHAT, labels: list[int]) -> _Member:
+        m = _Member(self._next_key, cluster, tree, [], np.full(len(self._owner), -1, np.int64),
+                    since=self._seen)
+        self._next_key += 1
+        m.add_labels(labels)
+        self._members[m.key] = m
+        return m
+
+    # ------------------------------------------------------------------ restructuring
+    def _target(self) -> dict[int, tuple[int, ...]]:
+        """The partition to realise: ODAC's, or the random one with the same sizes."""
+        if self.partition == "odac":
+            return self._partition
+        labels = sorted((g for labs in self._partition.values() for g in labs),
+                        key=lambda g: (_mix(self.seed, g), g))
+        out: dict[int, tuple[int, ...]] = {}
+        pos = 0
+        for cid in sorted(self._partition):
+            size = len(self._partition[cid])
+            out[cid] = tuple(sorted(labels[pos: pos + size]))
+            pos += size
+        return out
+
+    def _reconcile(self) -> None:
+        """Give every cluster of the target partition a member, reusing what can be reused."""
+        target = self._target()
+        current = {m.key: m for m in self._members.values() if m.cluster is not None}
+        by_set = {tuple(sorted(m.labels)): m for m in current.values()}
+        claimed: set[int] = set()
+        created: list[_Member] = []
+        for cid in sorted(target):
+            labs = target[cid]
+            same = by_set.get(tuple(sorted(labs)))
+            if same is not None and same.key not in claimed:
+                same.cluster = cid
+                claimed.add(same.key)
+                continue
+            # The current member holding most of these labels (ties: the oldest).
+            best, overlap = None, 0
+            for m in current.values():
+                k = sum(1 for g in labs if m.local_of[g] >= 0)
+                if k > overlap:
+                    best, overlap = m, k
+            brand_new = [g for g in labs if self._owner[g] < 0 and
+                         all(mm.local_of[g] < 0 for mm in self._members.values())]
+            if (best is not None and best.key not in claimed
+                    and overlap == len(best.labels) and overlap + len(brand_new) == len(labs)):
+                # Only labels never seen before joined: keep the tree, add their columns.
+                best.add_labels(brand_new)
+                best.cluster = cid
+                claimed.add(best.key)
+                for g in brand_new:
+                    self._owner[g] = best.key
+                continue
+            if self.warm_start and best is not None:
+                kept = [g for g in labs if best.local_of[g] >= 0]
+                tree = best.tree.project([int(best.local_of[g]) for g in kept])
+                rest = [g for g in labs if best.local_of[g] < 0]
+                m = self._new_member(cid, tree, kept + rest)
+            else:
+                m = self._new_member(cid, self._new_tree(), list(labs))
+            created.append(m)
+            for g in labs:
+                if self.handover and self._owner[g] >= 0:
+                    m.pending.add(g)
+                else:
+                    self._owner[g] = m.key
+        for m in current.values():
+            if m.key not in claimed:
+                m.cluster = None
+        for m in self._members.values():
+            self._sync(m.tree, m.labels)
+        self._drop_idle()
+        if self.mode == "homer":
+            self._rebuild_meta()
+
+    def _sync(self, tree: MLHAT, labels: list[int]) -> None:
+        """Give a tree the global names of its features and of its (local) labels."""
+        names = self.feature_vocab.names
+        for i in range(len(tree.feature_vocab), len(names)):
+            tree.feature_vocab.add(names[i])
+        lnames = self.label_vocab.names
+        for i in range(len(tree.label_vocab), len(labels)):
+            tree.label_vocab.add(lnames[labels[i]])
+        tree._ensure(len(tree.feature_vocab), len(tree.label_vocab))
+
+    def _drop_idle(self) -> None:
+        """Forget retired members that answer for no label any more."""
+        for key in [k for k, m in self._members.items() if m.cluster is None]:
+            if not np.any(self._owner == key):
+                del self._members[key]
+
+    def _rebuild_meta(self) -> None:
+        """Meta-labels follow the current clusters: keep the columns of surviving members."""
+        current = sorted(k for k, m in self._members.items() if m.cluster is not None)
+        if self._meta is None:
+            self._meta = self._new_tree()
+            self._meta_keys = []
+        keep = [i for i, k in enumerate(self._meta_keys) if k in current]
+        if len(keep) < len(self._meta_keys):
+            self._meta = self._meta.project(keep) if keep else self._new_tree()
+        kept_keys = [self._meta_keys[i] for i in keep]
+        self._meta_keys = kept_keys + [k for k in current if k not in kept_keys]
+        names = self.feature_vocab.names
+        for i in range(len(self._meta.feature_vocab), len(names)):
+            self._meta.feature_vocab.add(names[i])
+        for i in range(len(self._meta.label_vocab), len(self._meta_keys)):
+            self._meta.label_vocab.add(f"cluster-member-{self._meta_keys[i]}")
+        self._meta._ensure(len(self._meta.feature_vocab), len(self._meta_keys))
+
+    def _apply(self, changes: list[Change]) -> None:
+        for c in changes:
+            for cid in c.before_ids:
+                self._partition.pop(cid, None)
+            for cid, labs in zip(c.after_ids, c.after, strict=True):
+                self._partition[cid] = tuple(labs)
+            if c.kind != "new_labels":
+                self.n_restructures += 1
+                self.events.append({"instance": c.instance, "kind": "restructure",
+                                    "detail": f"{c.kind}: {len(c.before)} -> {len(c.after)} "
+                                              f"clusters"})
+        self._reconcile()
+
+    # ------------------------------------------------------------------ the loop
+    def _process(self, batch: Batch, predict: bool, learn: bool) -> Predictions | None:
+        n = len(batch)
+        if not learn:
+            return self._segment(batch, predict=True, learn=False)
+        changes = self.clustering.update_many(batch.label_indptr, batch.label_ids)
+        # Where to cut: a new label is placed before its instance, a checkpoint after it.
+        cuts: dict[int, list[Change]] = {}
+        for c in changes:
+            pos = c.instance - self._seen + (0 if c.kind == "new_labels" else 1)
+            cuts.setdefault(pos, []).append(c)
+        parts: list[Predictions] = []
+        start = 0
+        for pos in sorted(cuts):
+            if pos > start:
+                parts.append(self._segment(batch.slice(start, pos), predict, learn))
+                start = pos
+            self._apply(cuts[pos])
+        if start < n:
+            parts.append(self._segment(batch.slice(start, n) if start else batch, predict, learn))
+        if not predict:
+            return None
+        return _concat(parts)
+
+    def _segment(self, seg: Batch, predict: bool, learn: bool) -> Predictions:
+        """Run every tree over a segment with a fixed partition; return the union."""
+        n = len(seg)
+        rows_all = np.arange(n, dtype=np.int64)
+        out_rows, out_ids, out_sc = [], [], []
+        member_preds: dict[int, tuple[Predictions, np.ndarray]] = {}
+        if self.mode == "homer" and self._meta is not None:
+            active_pred, active_true = self._route(seg, predict, learn)
+        for key in sorted(self._members):
+            m = self._members[key]
+            if not m.labels:
+                continue
+            if len(m.tree.feature_vocab) < len(self.feature_vocab):
+                self._sync(m.tree, m.labels)
+            lind, lids = restrict_labels(seg.label_indptr, seg.label_ids, m.local_of)
+            mb = Batch(seg.indptr, seg.indices, seg.values, lind, lids)
+            if self.mode == "homer" and self._meta is not None:
+                j = self._meta_keys.index(key)
+                pred, rows = self._run_routed(m.tree, mb, active_pred[:, j] if predict else None,
+                                              active_true[:, j] if learn else None)
+            else:
+                pred, rows = self._run(m.tree, mb, predict, learn), rows_all
+            self._track_drift(m)
+            if pred is None:
+                continue
+            member_preds[key] = (pred, rows)
+            cap = len(pred.label_ids)
+            r = np.empty(cap, np.int64)
+            g = np.empty(cap, INDEX_DTYPE)
+            s = np.empty(cap, VALUE_DTYPE)
+            scores = pred.scores if pred.scores is not None else np.ones(cap)
+            k = owned_predictions(pred.indptr, pred.label_ids, scores,
+                                  np.asarray(m.labels, np.int64), self._owner, key, rows,
+                                  r, g, s, 0)
+            out_rows.append(r[:k])
+            out_ids.append(g[:k])
+            out_sc.append(s[:k])
+        self._seen += n if learn else 0
+        if not predict:
+            return Predictions(np.zeros(n + 1, PTR_DTYPE), np.zeros(0, INDEX_DTYPE))
+        result = _assemble(n, out_rows, out_ids, out_sc)
+        if self.handover:
+            self._account(seg, result, member_preds)
+        return result
+
+    @staticmethod
+    def _run(tree: MLHAT, mb: Batch, predict: bool, learn: bool) -> Predictions | None:
+        if predict and learn:
+            return tree.test_then_train_many(mb)
+        if learn:
+            tree.learn_many(mb)
+            return None
+        return tree.predict_many(mb)
+
+    def _route(self, seg: Batch, predict: bool, learn: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Meta tree step: (predicted active clusters, truly active clusters), row by column."""
+        assert self._meta is not None
+        n, k = len(seg), len(self._meta_keys)
+        meta_of = np.full(len(self._owner), -1, np.int64)
+        for j, key in enumerate(self._meta_keys):
+            meta_of[np.asarray(self._members[key].labels, np.int64)] = j
+        lind, lids = restrict_labels(seg.label_indptr, seg.label_ids, meta_of)
+        # A row's meta-labels are the distinct clusters of its labels.
+        truth = dense_rows(lind, lids, n, k, np.arange(n, dtype=np.int64))
+        rows, cols = np.nonzero(truth)
+        mind = np.zeros(n + 1, PTR_DTYPE)
+        np.cumsum(np.bincount(rows, minlength=n), out=mind[1:])
+        mb = Batch(seg.indptr, seg.indices, seg.values, mind, cols.astype(INDEX_DTYPE))
+        pred = self._run(self._meta, mb, predict, learn)
+        active = (dense_rows(pred.indptr, pred.label_ids, n, k, np.arange(n, dtype=np.int64))
+                  if pred is not None else np.zeros((n, k), np.bool_))
+        return active, truth
+
+    def _run_routed(self, tree: MLHAT, mb: Batch, pred_mask: np.ndarray | None,
+                    learn_mask: np.ndarray | None) -> tuple[Predictions | None, np.ndarray]:
+        """Feed a tree only the rows routed to it, in stream order.
+
+        Row flags: predict (meta says active), learn (truly active), or both; consecutive rows
+        with the same flag go to the tree in one call.
+        """
+        n = len(mb)
+        p = pred_mask if pred_mask is not None else np.zeros(n, np.bool_)
+        lm = learn_mask if learn_mask is not None else np.zeros(n, np.bool_)
+        flag = p.astype(np.int8) + 2 * lm.astype(np.int8)
+        rows = np.flatnonzero(flag)
+        preds: list[Predictions] = []
+        pred_rows: list[np.ndarray] = []
+        start = 0
+        while start < len(rows):
+            f = flag[rows[start]]
+            stop = start + 1
+            while stop < len(rows) and flag[rows[stop]] == f:
+                stop += 1
+            chunk = rows[start:stop]
+            sub = mb.take(chunk)
+            out = self._run(tree, sub, bool(f & 1), bool(f & 2))
+            if out is not None:
+                preds.append(out)
+                pred_rows.append(chunk)
+            start = stop
+        if pred_mask is None:
+            return None, rows
+        if not preds:
+            return Predictions(np.zeros(1, PTR_DTYPE), np.zeros(0, INDEX_DTYPE),
+                               np.zeros(0)), np.zeros(0, np.int64)
+        return _concat(preds), np.concatenate(pred_rows)
+
+    def _account(self, seg: Batch, final: Predictions,
+                 member_preds: dict[int, tuple[Predictions, np.ndarray]]) -> None:
+        """Handover: compare new trees with the answering old ones on the pending labels."""
+        n = len(seg)
+        rows = np.arange(n, dtype=np.int64)
+        for key, m in list(self._members.items()):
+            if not m.pending or key not in member_preds:
+                continue
+            pend = np.asarray(sorted(m.pending), np.int64)
+            width = int(max(pend.max() + 1, 1))
+            truth = dense_rows(seg.label_indptr, seg.label_ids, n, width, rows)[:, pend]
+            old = dense_rows(final.indptr, final.label_ids, n, width, rows)[:, pend]
+            pred, prow = member_preds[key]
+            loc = m.local_of[pend]
+            mine = dense_rows(pred.indptr, pred.label_ids, n, len(m.labels), prow)[:, loc]
+            m.err_new += int(np.count_nonzero(mine != truth))
+            m.err_old += int(np.count_nonzero(old != truth))
+            m.n_cmp += n
+            if (m.n_cmp >= self.handover_min and m.err_new <= m.err_old) or (
+                    m.n_cmp >= self.handover_max):
+                self._owner[pend] = key
+                self.n_handovers += 1
+                self.events.append({
+                    "instance": self._seen - 1, "kind": "handover",
+                    "detail": f"{len(pend)} labels after {m.n_cmp} instances "
+                              f"(errors new {m.err_new}, old {m.err_old})"})
+                m.pending.clear()
+        self._drop_idle()
+
+    def _track_drift(self, m: _Member) -> None:
+        alt = m.tree.alternates
+        if alt["created"] > m.drifts:
+            self.events.append({"instance": self._seen, "kind": "drift",
+                                "detail": f"cluster {m.cluster}: "
+                                          f"{alt['created'] - m.drifts} alternate(s) started"})
+            m.drifts = alt["created"]
+        if alt["swapped"] > m.swaps:
+            self.events.append({"instance": self._seen, "kind": "alternate_swap",
+                                "detail": f"cluster {m.cluster}: {alt['swapped'] - m.swaps}"})
+            m.swaps = alt["swapped"]
+
+    # ------------------------------------------------------------------ hooks
+    def _learn_batch(self, batch: Batch) -> None:
+        self._process(batch, predict=False, learn=True)
+
+    def _test_then_train_batch(self, batch: Batch) -> Predictions:
+        out = self._process(batch, predict=True, learn=True)
+        assert out is not None
+        return out
+
+    def _predict_batch(self, batch: Batch) -> Predictions:
+        out = self._process(batch, predict=True, learn=False)
+        assert out is not None
+        return out
+
+    def _scores_batch(self, batch: Batch) -> np.ndarray:
+        out = np.zeros((len(batch), self.n_labels))
+        gate = None
+        if self.mode == "homer" and self._meta is not None and self._meta_keys:
+            gate = self._meta.predict_proba_many(batch)
+        for key, m in self._members.items():
+            if not m.labels:
+                continue
+            s = m.tree.predict_proba_many(batch)
+            labels = np.asarray(m.labels, np.int64)
+            own = self._owner[labels] == key
+            cols = s[:, : len(labels)][:, own]
+            if gate is not None and key in self._meta_keys:
+                cols = cols * gate[:, [self._meta_keys.index(key)]]
+            out[:, labels[own]] = cols
+        return out
+
+    # ------------------------------------------------------------------ inspection
+    @property
+    def n_clusters(self) -> int:
+        return sum(1 for m in self._members.values() if m.cluster is not None)
+
+    def clusters(self) -> list[list[Any]]:
+        """The current clusters as lists of label names."""
+        names = self.label_vocab.names
+        return [[names[g] for g in sorted(m.labels)] for m in
+                sorted(self._members.values(), key=lambda m: m.key) if m.cluster is not None]
+
+    @property
+    def memory_bytes(self) -> int:
+        trees = sum(m.tree.memory_bytes for m in self._members.values())
+        meta = self._meta.memory_bytes if self._meta is not None else 0
+        return trees + meta + self.clustering.memory_bytes + self._owner.nbytes
+
+    def summary(self) -> dict[str, Any]:
+        sizes = sorted((len(m.labels) for m in self._members.values() if m.cluster is not None),
+                       reverse=True)
+        return {
+            "mode": self.mode,
+            "n_clusters": self.n_clusters,
+            "cluster_sizes": sizes,
+            "trees_alive": len(self._members),
+            "restructures": self.n_restructures,
+            "handovers": self.n_handovers,
+            "drifts": sum(1 for e in self.events if e["kind"] == "drift"),
+            "alternate_swaps": sum(1 for e in self.events if e["kind"] == "alternate_swap"),
+            "n_nodes": sum(m.tree.n_nodes for m in self._members.values()),
+            "memory_bytes": self.memory_bytes,
+            "clustering_memory_bytes": self.clustering.memory_bytes,
+        }
+
+    def params(self) -> dict[str, Any]:
+        out = super().params()
+        out["tree"] = dict(self.tree)
+        return out
+
+
+def _mix(seed: int, x: int) -> int:
+    """SplitMix64 of ``seed`` and ``x``: a fixed, process-independent pseudo-random key."""
+    z = (x + (seed + 1) * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return z ^ (z >> 31)
+
+
+def _concat(parts: list[Predictions]) -> Predictions:
+    if len(parts) == 1:
+        return parts[0]
+    indptr = [np.zeros(1, PTR_DTYPE)]
+    offset = 0
+    for p in parts:
+        indptr.append(p.indptr[1:] + offset)
+        offset += p.indptr[-1]
+    scores = [p.scores if p.scores is not None else np.ones(len(p.label_ids)) for p in parts]
+    return Predictions(np.concatenate(indptr),
+                       np.concatenate([p.label_ids for p in parts]).astype(INDEX_DTYPE),
+                       np.concatenate(scores) if parts else np.zeros(0))
+
+
+def _assemble(n: int, rows: list[np.ndarray], ids: list[np.ndarray],
+              scores: list[np.ndarray]) -> Predictions:
+    """(row, label, score) triples from every tree -> one CSR prediction, sorted per row."""
+    if not rows:
+        return Predictions(np.zeros(n + 1, PTR_DTYPE), np.zeros(0, INDEX_DTYPE), np.zeros(0))
+    r = np.concatenate(rows)
+    g = np.concatenate(ids)
+    s = np.concatenate(scores)
+    order = np.lexsort((g, r))
+    indptr = np.zeros(n + 1, PTR_DTYPE)
+    np.cumsum(np.bincount(r, minlength=n), out=indptr[1:])
+    return Predictions(indptr, g[order].astype(INDEX_DTYPE), s[order])

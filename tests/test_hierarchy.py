@@ -1,0 +1,154 @@
+"""iHOMER: ownership invariants, restructuring, warm start, handover, modes, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import shared_dataset
+
+from ihomer.evaluate.prequential import prequential
+from ihomer.learners.hierarchy import IHOMER
+from ihomer.stream.base import Batch, InMemoryStream, Instance, Schema
+from ihomer.stream.sources import open_stream
+
+
+def two_group_stream(n: int = 3000, seed: int = 0, swap_at: int | None = None) -> InMemoryStream:
+    """Labels 0-3 follow feature 0, labels 4-7 follow feature 1; groups co-occur internally.
+
+    The first instance carries every label, so the clustering starts from one cluster.
+
+    With ``swap_at`` the feature -> group mapping is exchanged from that instance on (a drift
+    of the inputs that the trees must follow).
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        x = rng.random(6) < 0.5
+        if i == 0:  # all labels arrive together: the clustering must split them apart itself
+            x[:2] = True
+        a, b = bool(x[0]), bool(x[1])
+        if swap_at is not None and i >= swap_at:
+            a, b = b, a
+        labels = ([0, 1, 2, 3] if a else []) + ([4, 5, 6, 7] if b else [])
+        idx = np.flatnonzero(x).astype(np.int32)
+        rows.append(Instance(idx, np.ones(len(idx)), np.asarray(labels, np.int32)))
+    schema = Schema(tuple(f"x{j}" for j in range(6)), tuple(f"y{j}" for j in range(8)),
+                    sparse=True, source="two-groups")
+    return InMemoryStream(schema, Batch.from_instances(rows))
+
+
+def owners_are_a_partition(model: IHOMER) -> None:
+    """Every label seen is answered for by exactly one live tree that models it."""
+    seen = set(model.clustering.partition() and
+               [g for c in model.clustering.partition() for g in c])
+    for g in seen:
+        key = int(model._owner[g])
+        assert key in model._members, g
+        assert model._members[key].local_of[g] >= 0
+    current = [m for m in model._members.values() if m.cluster is not None]
+    covered = sorted(g for m in current for g in m.labels)
+    assert covered == sorted(seen)
+
+
+@pytest.mark.parametrize("mode", ["flat", "homer"])
+def test_learns_two_groups_and_keeps_ownership_consistent(mode: str) -> None:
+    stream = two_group_stream()
+    model = IHOMER(mode=mode, n_min=50)
+    res = prequential(stream, model, batch_size=97)
+    owners_are_a_partition(model)
+    assert sorted(map(tuple, model.clustering.partition())) == [(0, 1, 2, 3), (4, 5, 6, 7)]
+    assert model.n_clusters == 2
+    assert res.summary["micro_f1"] > 0.9
+    assert res.summary["model"]["n_clusters"] == 2
+
+
+def test_same_seed_same_predictions() -> None:
+    stream = two_group_stream(n=1500, seed=3)
+    a = IHOMER(n_min=50).bind(stream.schema).test_then_train_many(stream.data)
+    b = IHOMER(n_min=50).bind(stream.schema).test_then_train_many(stream.data)
+    np.testing.assert_array_equal(a.indptr, b.indptr)
+    np.testing.assert_array_equal(a.label_ids, b.label_ids)
+    np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_batch_size_does_not_change_predictions() -> None:
+    stream = two_group_stream(n=1200, seed=4)
+    full = IHOMER(n_min=50).bind(stream.schema).test_then_train_many(stream.data)
+    model = IHOMER(n_min=50).bind(stream.schema)
+    parts = [model.test_then_train_many(b) for b in stream.batches(37)]
+    got = np.concatenate([p.label_ids for p in parts])
+    np.testing.assert_array_equal(got, full.label_ids)
+
+
+def new_trees_after_first_restructure(warm_start: bool) -> list:
+    stream = two_group_stream(n=3000, seed=5)
+    model = IHOMER(n_min=200, tree={"grace_period": 50}, warm_start=warm_start,
+                   handover=False).bind(stream.schema)
+    for b in stream.batches(10):
+        model.learn_many(b)
+        if any(e["kind"] == "restructure" for e in model.events):
+            break
+    else:  # pragma: no cover
+        raise AssertionError("the two groups were never split apart")
+    return [m for m in model._members.values() if m.cluster is not None and m.since > 0]
+
+
+def test_restructure_warm_starts_from_projection() -> None:
+    warm = new_trees_after_first_restructure(True)
+    assert len(warm) == 2
+    # A projection keeps the structure the old tree had grown over 200+ instances.
+    assert all(m.tree.n_nodes > 1 for m in warm)
+    cold = new_trees_after_first_restructure(False)
+    assert len(cold) == 2
+    assert all(m.tree.n_nodes == 1 for m in cold)
+
+
+def test_handover_keeps_old_trees_until_new_ones_are_no_worse() -> None:
+    stream = two_group_stream(n=3000, seed=6)
+    model = IHOMER(n_min=200, handover_min=100)
+    prequential(stream, model)
+    kinds = [e["kind"] for e in model.events]
+    assert "restructure" in kinds
+    assert "handover" in kinds
+    # After the handovers nothing is pending and the retired trees are gone.
+    assert all(not m.pending for m in model._members.values())
+    assert len(model._members) == model.n_clusters
+    no = IHOMER(n_min=200, handover=False)
+    prequential(stream, no)
+    assert "handover" not in [e["kind"] for e in no.events]
+
+
+def test_labels_appearing_late_and_the_river_face() -> None:
+    model = IHOMER(n_min=5)
+    for i in range(40):
+        model.learn_one({"a": 1.0, "b": float(i % 2)}, ["x"] if i < 20 else ["x", "late"])
+    pred = model.predict_one({"a": 1.0, "b": 1.0})
+    assert set(pred) == {"x", "late"}
+    assert pred["x"]
+    proba = model.predict_proba_one({"a": 1.0})
+    assert 0.0 <= proba["late"][True] <= 1.0
+
+
+def test_random_partition_has_odac_sizes() -> None:
+    stream = two_group_stream(n=1500, seed=7)
+    model = IHOMER(partition="random", n_min=50, seed=1)
+    prequential(stream, model)
+    sizes = sorted(len(m.labels) for m in model._members.values() if m.cluster is not None)
+    assert sizes == [4, 4]
+    owners_are_a_partition_random = {g for m in model._members.values() if m.cluster is not None
+                                     for g in m.labels}
+    assert owners_are_a_partition_random == set(range(8))
+
+
+def test_rejects_bad_parameters() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        IHOMER(mode="tree")
+    with pytest.raises(ValueError, match="partition"):
+        IHOMER(partition="kmeans")
+
+
+def test_real_dataset_runs_every_instance() -> None:
+    stream = open_stream(shared_dataset("emotions.arff.gz"))
+    res = prequential(stream, IHOMER())
+    assert 0.0 < res.summary["micro_f1"] <= 1.0
+    assert res.summary["instances"] == 593
