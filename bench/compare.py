@@ -1,0 +1,116 @@
+"""Compare benchmark results with the published MLHAT numbers, dataset by dataset.
+
+Reads the ``results.csv`` that ``bench/run.py`` writes and, for one learner, puts each anchored
+dataset beside the published full-stream prequential result of a published algorithm (MLHAT by
+default; their hardware, river implementations): the deltas of every metric, the speed-up over
+the published run time, the means over the datasets both have, the datasets where ours wins on
+subset accuracy and micro F1, and every dataset where ours is worse by more than ``--tolerance``
+in example or micro F1 (the issues ask for an explanation of each). Dataset variants that differ
+from the published ones (see MANIFEST notes) are flagged.
+
+Example::
+
+    python bench/run.py --learners mlhat,ihomer --datasets anchored --out bench/results/anchored
+    python bench/compare.py bench/results/anchored/results.csv --learner ihomer
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+METRICS = {"subset_accuracy": "subset_acc", "hamming_loss": "hamming",
+           "example_f1": "example_f1", "micro_f1": "micro_f1", "macro_f1": "macro_f1"}
+
+
+def load(results: Path, learner: str, published: str) -> list[dict[str, Any]]:
+    with (SHARED / "datasets" / "MANIFEST.csv").open() as f:
+        manifest = {r["name"]: r for r in csv.DictReader(f)}
+    with (SHARED / "anchors" / "published_prequential.csv").open() as f:
+        anchors = {(r["dataset"], r["algorithm"]): r for r in csv.DictReader(f)}
+    with results.open() as f:
+        ours = [r for r in csv.DictReader(f) if r["learner"] == learner and r["status"] == "ok"]
+    rows = []
+    for r in ours:
+        m = manifest[r["dataset"]]
+        # "Eukaryote (different features)" -> published name "Eukaryote", flagged as a variant.
+        anchor = m["mlhat_anchor"].split(" (")[0]
+        a = anchors.get((anchor, published)) if anchor else None
+        if a is None:
+            continue
+        row: dict[str, Any] = {"dataset": r["dataset"], "seconds": float(r["seconds"]),
+                               "published_s": float(a["time_s"]),
+                               "variant": "different" in m["mlhat_anchor"]}
+        for ours_key, pub_key in METRICS.items():
+            row[ours_key] = float(r[ours_key])
+            row[f"pub_{ours_key}"] = float(a[pub_key])
+        rows.append(row)
+    return rows
+
+
+def report(rows: list[dict[str, Any]], learner: str, published: str,
+           tolerance: float) -> tuple[str, dict[str, Any]]:
+    lines = [f"## {learner} vs published {published} (published: their hardware)", "",
+             "| dataset | " + " | ".join(f"{k} (pub)" for k in METRICS)
+             + " | s | pub s | speed-up |", "|" + "---|" * (len(METRICS) + 4)]
+    for r in rows:
+        cells = [r["dataset"] + (" *" if r["variant"] else "")]
+        cells += [f"{r[k]:.4f} ({r[f'pub_{k}']:.4f})" for k in METRICS]
+        speed = r["published_s"] / r["seconds"] if r["seconds"] > 0 else float("inf")
+        cells += [f"{r['seconds']:.1f}", f"{r['published_s']:.0f}", f"{speed:.0f}x"]
+        lines.append("| " + " | ".join(cells) + " |")
+    agg: dict[str, Any] = {"learner": learner, "datasets": len(rows)}
+    if rows:
+        for k in METRICS:
+            agg[f"mean_{k}"] = mean(r[k] for r in rows)
+            agg[f"pub_mean_{k}"] = mean(r[f"pub_{k}"] for r in rows)
+        agg["wins_subset_and_micro"] = [r["dataset"] for r in rows
+                                        if r["subset_accuracy"] > r["pub_subset_accuracy"]
+                                        and r["micro_f1"] > r["pub_micro_f1"]]
+        agg["worse_by_tolerance"] = {
+            r["dataset"]: {k: round(r[k] - r[f"pub_{k}"], 4) for k in ("example_f1", "micro_f1")}
+            for r in rows if min(r["example_f1"] - r["pub_example_f1"],
+                                 r["micro_f1"] - r["pub_micro_f1"]) < -tolerance}
+        agg["min_speedup"] = min(r["published_s"] / max(r["seconds"], 1e-9) for r in rows)
+        lines += ["", "| mean over datasets | " + " | ".join(METRICS) + " |",
+                  "|---|" + "---|" * len(METRICS),
+                  "| ours | " + " | ".join(f"{agg[f'mean_{k}']:.4f}" for k in METRICS) + " |",
+                  f"| published {published} | "
+                  + " | ".join(f"{agg[f'pub_mean_{k}']:.4f}" for k in METRICS) + " |", "",
+                  f"Wins on both subset accuracy and micro F1: {len(agg['wins_subset_and_micro'])}"
+                  f" of {len(rows)} ({', '.join(agg['wins_subset_and_micro'])}).",
+                  f"Worse than published by more than {tolerance} in example or micro F1: "
+                  + (", ".join(f"{d} {v}" for d, v in agg["worse_by_tolerance"].items())
+                     or "none") + ".",
+                  f"Smallest speed-up over the published run time: {agg['min_speedup']:.0f}x.",
+                  "`*`: our file is a different variant of the dataset than the published run "
+                  "used (see MANIFEST notes)."]
+    return "\n".join(lines) + "\n", agg
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results", type=Path, help="results.csv written by bench/run.py")
+    ap.add_argument("--learner", required=True)
+    ap.add_argument("--published", default="MLHAT")
+    ap.add_argument("--tolerance", type=float, default=0.05)
+    ap.add_argument("--out", type=Path, default=None, help="write the Markdown here")
+    args = ap.parse_args(argv)
+    rows = load(args.results, args.learner, args.published)
+    text, agg = report(rows, args.learner, args.published, args.tolerance)
+    print(text)
+    print(json.dumps(agg, indent=2))
+    if args.out:
+        args.out.write_text(text + "\n```json\n" + json.dumps(agg, indent=2) + "\n```\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
