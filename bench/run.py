@@ -1,16 +1,24 @@
-"""Benchmark harness: prequential runs of (learner, dataset) pairs, one process each.
+"""Benchmark harness: ours against real peers (MOA, river), side by side in one run.
 
-Each pair runs as ``python -m ihomer.cli replay DATASET --learner NAME --out DIR`` in its own
-process with a time limit, so a slow or crashing learner cannot take the others down and peak
-RSS is measured per run. Results are collected from each run's ``summary.json`` into
-``results.csv``, ``results.json`` and a Markdown report with the published full-stream numbers
-(``shared/anchors/published_prequential.csv``, other hardware, clearly labelled) beside ours.
+Each (learner, dataset) pair runs as ``python -m ihomer.cli replay DATASET --learner NAME --out
+DIR`` in its own process with a time limit, so a slow or crashing learner (or a JVM) cannot take
+the others down, and peak RSS is measured per run. Every learner, ours or a peer, is driven by
+the same prequential evaluator and scored by the same metric code, so the numbers compare line
+by line. Results: ``results.csv`` / ``results.json`` (every metric, instances/s, wall time, peak
+RSS, the learner's parameters, the machine), and ``report.md`` with tables, the published
+numbers beside ours (other hardware, labelled so) and PNG plots (see ``bench/report.py``).
+
+Learners are registered names (``ihomer learners``), optionally with parameters for that
+learner only: ``NAME:KEY=VALUE:KEY=VALUE`` (``ihomer:mode=homer``, ``moa-isoupt:threshold=0.3``).
+The MOA peers need ``pip install ihomer[bench]`` and a JDK 17; without them their runs fail
+with that install line as their status and the others go on.
 
 Examples::
 
-    python bench/run.py --profile quick                      # a few small datasets, minutes
-    python bench/run.py --learners br-nb --datasets all      # every shared file
-    python bench/run.py --learners mlhat --datasets anchored --jobs 2
+    python bench/run.py --profile quick                  # small datasets, ours + peers, minutes
+    python bench/run.py --profile full --jobs 2          # every shared dataset: hours
+    python bench/run.py --learners br-ht,moa-mlht --datasets emotions,yeast --limit 1000
+    python bench/report.py bench/results/quick           # rebuild a report from its results
 """
 
 from __future__ import annotations
@@ -21,24 +29,40 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import report  # bench/ is a folder of scripts, not a package
+
+from ihomer.evaluate.prequential import METRIC_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 DATASETS = SHARED / "datasets"
 ANCHORS = SHARED / "anchors" / "published_prequential.csv"
-METRICS = ("subset_accuracy", "hamming_loss", "example_f1", "micro_f1", "macro_f1")
-ANCHOR_COLUMNS = {"subset_accuracy": "subset_acc", "hamming_loss": "hamming",
-                  "example_f1": "example_f1", "micro_f1": "micro_f1", "macro_f1": "macro_f1"}
-PROFILES = {
-    "quick": ["flags", "emotions", "water-quality", "birds"],
-    "full": None,  # every dataset in the manifest
+OURS = ["majority", "br-ht", "mlhat", "ihomer:mode=flat", "ihomer:mode=homer"]
+MOA_PEERS = ["moa-isoupt", "moa-mlht", "moa-br-ht"]
+RIVER_PEERS = ["river-br-ht", "river-br-hat", "river-br-arf", "river-br-lr", "river-cc",
+               "river-isoupt"]
+PROFILES: dict[str, dict[str, Any]] = {
+    # Small, dense and sparse, few and many labels: the whole line-up in minutes.
+    "quick": {"datasets": ["flags", "emotions", "water-quality", "birds"],
+              "learners": [*OURS, *MOA_PEERS, "river-br-hat", "river-isoupt"],
+              "timeout": 600.0},
+    # Every shared dataset and every learner: run by a person on a quiet machine.
+    "full": {"datasets": None, "learners": OURS + MOA_PEERS + RIVER_PEERS, "timeout": 3 * 3600.0},
 }
+SUMMARY_KEYS = ("instances", "n_features", "n_labels", "seconds", "learner_seconds",
+                "instances_per_s", "peak_rss_bytes")
+FIELDS = ["learner", "dataset", "status", *SUMMARY_KEYS, "wall_s", *METRIC_KEYS, "params",
+          "run_dir"]
 
 
 def manifest() -> list[dict[str, str]]:
@@ -46,18 +70,11 @@ def manifest() -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def anchors() -> dict[tuple[str, str], dict[str, str]]:
-    """``{(anchor dataset name, algorithm): row}`` of the published results."""
-    if not ANCHORS.exists():
-        return {}
-    with ANCHORS.open() as f:
-        return {(r["dataset"], r["algorithm"]): r for r in csv.DictReader(f)}
-
-
 def select(names: str | None, profile: str | None) -> list[dict[str, str]]:
+    """Manifest rows for ``--datasets`` (names, ``all``, ``arff``, ``anchored``) or a profile."""
     rows = manifest()
-    if profile:
-        wanted = PROFILES[profile]
+    if names is None and profile:
+        wanted = PROFILES[profile]["datasets"]
         return rows if wanted is None else [r for r in rows if r["name"] in wanted]
     if names in (None, "all"):
         return rows
@@ -72,21 +89,29 @@ def select(names: str | None, profile: str | None) -> list[dict[str, str]]:
     return [r for r in rows if r["name"] in wanted]
 
 
-def run_one(learner: str, ds: dict[str, str], out: Path, timeout: float, params: list[str],
-            limit: int | None) -> dict[str, Any]:
-    """Run one pair in a subprocess; return its summary (or the failure)."""
-    run_dir = out / "runs" / f"{learner}__{ds['name']}"
+def split_spec(spec: str) -> tuple[str, list[str]]:
+    """``"ihomer:mode=homer:seed_param=3"`` -> ``("ihomer", ["mode=homer", "seed_param=3"])``."""
+    name, *params = spec.split(":")
+    return name, params
+
+
+def run_one(spec: str, ds: dict[str, str], runs: Path, timeout: float, params: list[str],
+            limit: int | None, seed: int) -> dict[str, Any]:
+    """Run one pair in a subprocess; return its row (metrics, or the failure as ``status``)."""
+    name, own = split_spec(spec)
+    run_dir = runs / f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', spec)}__{ds['name']}"
     cmd = [sys.executable, "-m", "ihomer.cli", "replay", str(DATASETS / ds["file"]),
-           "--learner", learner, "--out", str(run_dir), "--quiet"]
-    labels = ds["labels"]
-    if not labels.startswith("xml:"):
-        cmd += ["--labels", labels]
-    for p in params:
+           "--learner", name, "--out", str(run_dir), "--quiet", "--seed", str(seed)]
+    if not ds["labels"].startswith("xml:"):  # a sibling NAME.xml is found by the reader
+        cmd += ["--labels", ds["labels"]]
+    for p in [*params, *own]:
         cmd += ["--param", p]
     if limit:
         cmd += ["--limit", str(limit)]
+    # Relative to the repository when inside it, so a committed results.json names no machine.
+    where = run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir
+    row: dict[str, Any] = {"learner": spec, "dataset": ds["name"], "run_dir": str(where)}
     t0 = time.perf_counter()
-    row: dict[str, Any] = {"learner": learner, "dataset": ds["name"]}
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -94,93 +119,126 @@ def run_one(learner: str, ds: dict[str, str], out: Path, timeout: float, params:
         return row
     row["wall_s"] = time.perf_counter() - t0
     if proc.returncode != 0:
-        row["status"] = "error: " + (proc.stderr.strip().splitlines() or ["?"])[-1][:200]
+        last = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()] or ["?"]
+        row["status"] = "error: " + last[-1].removeprefix("ihomer: error: ")[:200]
         return row
     summary = json.loads((run_dir / "summary.json").read_text())
-    row.update(status="ok", **{k: summary[k] for k in (*METRICS, "instances", "seconds",
-                                                        "instances_per_s", "peak_rss_bytes")})
-    row["params"] = json.dumps(summary.get("params", {}), sort_keys=True)
+    row.update(status="ok", **{k: summary[k] for k in (*SUMMARY_KEYS, *METRIC_KEYS)})
+    row["params"] = json.dumps(summary.get("params", {}), sort_keys=True, default=str)
     return row
 
 
-def markdown(rows: list[dict[str, Any]], published: str | None) -> str:
-    anch = anchors()
-    names = {r["name"]: r for r in manifest()}
-    lines = [
-        "| dataset | learner | status | inst | inst/s | s | peak MiB | "
-        + " | ".join(METRICS) + (f" | published {published} " + " / ".join(
-            ANCHOR_COLUMNS[m] for m in METRICS) + f" | published {published} s" if published
-            else "") + " |",
-        "|" + "---|" * (7 + len(METRICS) + (2 if published else 0)),
-    ]
-    for r in rows:
-        cells = [r["dataset"], r["learner"], r["status"]]
-        if r["status"] == "ok":
-            cells += [str(r["instances"]), f"{r['instances_per_s']:.0f}", f"{r['seconds']:.1f}",
-                      f"{r['peak_rss_bytes'] / 2**20:.0f}"] + [f"{r[m]:.4f}" for m in METRICS]
-        else:
-            cells += [""] * (4 + len(METRICS))
-        if published:
-            a = anch.get((names[r["dataset"]]["mlhat_anchor"], published))
-            cells += [" / ".join(a[ANCHOR_COLUMNS[m]] for m in METRICS) if a else "",
-                      a["time_s"] if a else ""]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def _java_version() -> str:
+    try:
+        proc = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "no java"
+    return (proc.stderr.splitlines() or ["?"])[0]
+
+
+def machine() -> str:
+    """CPU model, cores, memory and OS, for the report (timings only compare on one machine)."""
+    cpu = platform.processor() or platform.machine()
+    mem = ""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        cpu = next((ln.split(":", 1)[1].strip() for ln in info.splitlines()
+                    if ln.startswith("model name")), cpu)
+        kib = next(int(ln.split()[1]) for ln in Path("/proc/meminfo").read_text().splitlines()
+                   if ln.startswith("MemTotal"))
+        mem = f", {kib / 2**20:.0f} GiB RAM"
+    except (OSError, StopIteration):
+        pass
+    return (f"{platform.node()}: {cpu}, {os.cpu_count()} logical cores{mem}, "
+            f"{platform.system()} {platform.release()}")
+
+
+def software() -> str:
+    def version(pkg: str) -> str:
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return "absent"
+
+    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True).stdout.strip() or "?"
+    pkgs = ", ".join(f"{p} {version(p)}" for p in ("ihomer", "numpy", "numba", "river",
+                                                   "capymoa", "jpype1"))
+    return f"Python {platform.python_version()}, {pkgs}, {_java_version()}, git {rev}"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--learners", default="br-nb", help="comma-separated registered names")
+    ap.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                    help="datasets, learners and time limit preset (overridable)")
+    ap.add_argument("--learners", default=None,
+                    help="comma-separated NAME[:KEY=VALUE...] (default: the profile's, or br-nb)")
     ap.add_argument("--datasets", default=None,
-                    help="comma-separated names, 'all', 'arff' or 'anchored' (default: all)")
-    ap.add_argument("--profile", choices=sorted(PROFILES), default=None)
+                    help="comma-separated names, 'all', 'arff' or 'anchored' (default: the "
+                         "profile's, or all)")
     ap.add_argument("--param", action="append", default=[], help="KEY=VALUE for every learner")
-    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
+    ap.add_argument("--timeout", type=float, default=None, help="seconds per run")
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (1 per core is fair)")
     ap.add_argument("--limit", type=int, default=None, help="instances per run (smoke tests)")
-    ap.add_argument("--published", default="MLHAT",
-                    help="published algorithm shown beside ours ('' for none)")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest"))
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--published", default="all",
+                    help="published algorithms shown beside ours: 'all', '' or a comma list "
+                         "(MLHAT,iSOUPT,MLHT,ARF,KNN,ABALR)")
+    ap.add_argument("--out", default=None,
+                    help="report folder (default: bench/results/PROFILE, or .../latest)")
+    ap.add_argument("--runs", default=None,
+                    help="folder of the per-run outputs (default: bench/results/tmp/<out name>,"
+                         " which git ignores; the report only needs results.json and the PNGs)")
     args = ap.parse_args(argv)
 
     if not DATASETS.exists():
         raise SystemExit(f"shared datasets not found at {DATASETS}")
-    out = Path(args.out)
+    preset = PROFILES.get(args.profile or "", {})
+    out = Path(args.out or ROOT / "bench" / "results" / (args.profile or "latest"))
+    runs = Path(args.runs or ROOT / "bench" / "results" / "tmp" / out.name)
     out.mkdir(parents=True, exist_ok=True)
+    runs.mkdir(parents=True, exist_ok=True)
+    timeout = args.timeout or preset.get("timeout", 3600.0)
+    learners = args.learners.split(",") if args.learners else preset.get("learners", ["br-nb"])
     datasets = select(args.datasets, args.profile)
-    pairs = [(lrn, ds) for lrn in args.learners.split(",") for ds in datasets]
-    print(f"{len(pairs)} runs, {args.jobs} at a time, results in {out}", flush=True)
-    rows: list[dict[str, Any]] = []
+    pairs = [(lrn, ds) for ds in datasets for lrn in learners]
+    print(f"{len(pairs)} runs, {args.jobs} at a time, report in {out}", flush=True)
 
     def job(pair: tuple[str, dict[str, str]]) -> dict[str, Any]:
-        row = run_one(pair[0], pair[1], out, args.timeout, args.param, args.limit)
+        row = run_one(pair[0], pair[1], runs, timeout, args.param, args.limit, args.seed)
         extra = (f"{row['instances_per_s']:8.0f} inst/s  micro_f1 {row['micro_f1']:.4f}"
-                 if row["status"] == "ok" else "")
-        print(f"  {row['learner']:10s} {row['dataset']:15s} {row['status']:8s} {extra}",
+                 if row["status"] == "ok" else row["status"])
+        print(f"  {row['learner']:18s} {row['dataset']:14s} {row['wall_s']:7.1f} s  {extra}",
               flush=True)
         return row
 
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         rows = list(pool.map(job, pairs))
-    fields = ["learner", "dataset", "status", "instances", "seconds", "wall_s", "instances_per_s",
-              "peak_rss_bytes", *METRICS, "params"]
+
     with (out / "results.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
+    published = ("all" if args.published == "all"
+                 else [a for a in args.published.split(",") if a])
     meta = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores",
-        "python": platform.python_version(),
-        "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
+        "profile": args.profile,
+        "machine": machine(),
+        "software": software(),
+        "command": " ".join(["python bench/run.py", *(sys.argv[1:] if argv is None else argv)]),
+        "limit": args.limit,
+        "timeout": timeout,
+        "jobs": args.jobs,
+        "seed": args.seed,
+        "published": published,
+        "anchors": str(ANCHORS),
+        "anchor_of": {r["name"]: r["mlhat_anchor"] for r in manifest()},
     }
     (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    report = [f"# Prequential benchmark ({meta['date']})", "",
-              f"Machine: {meta['machine']}, Python {meta['python']}. Command: `{meta['command']}`.",
-              "Published numbers are the MLHAT authors' full-stream runs on their hardware.", "",
-              markdown(rows, args.published or None), ""]
-    (out / "report.md").write_text("\n".join(report))
-    print(markdown(rows, args.published or None))
+    path = report.write(out, rows, meta, report.read_anchors(ANCHORS), meta["anchor_of"],
+                        None if published == "all" else set(published))
+    print(f"wrote {out / 'results.csv'}, {out / 'results.json'}, {path} and plots")
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 
 

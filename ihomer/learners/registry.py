@@ -98,7 +98,11 @@ def _load_builtins() -> None:
             lambda kind=kind: b.BinaryRelevance(b.river_model(kind)()))
     register("cc-ht", "river's classifier chain over Hoeffding trees")(
         lambda: b.RiverClassifierChain(b.river_model("ht")()))
-    try:
-        from ihomer.learners import mlhat  # noqa: F401  (registers itself)
-    except ImportError:  # pragma: no cover - during development only
-        pass
+    # Benchmark peers (MOA, river): always listed; a MOA peer imports capymoa only when built
+    # and otherwise says which extra to install, so `import ihomer` never starts a JVM.
+    from ihomer.learners import peers  # noqa: F401  (registers itself)
+    from ihomer.learners.hierarchy import IHOMER
+    from ihomer.learners.mlhat import MLHAT
+
+    register("mlhat", "multi-label Hoeffding adaptive tree over all labels")(MLHAT)
+    register("ihomer", "iHOMER: one MLHAT per online cluster of co-occurring labels")(IHOMER)
