@@ -58,6 +58,14 @@ PROFILES: dict[str, dict[str, Any]] = {
               "timeout": 600.0},
     # Every shared dataset and every learner: run by a person on a quiet machine.
     "full": {"datasets": None, "learners": OURS + MOA_PEERS + RIVER_PEERS, "timeout": 3 * 3600.0},
+    # Our tree and iHOMER on the datasets with published MLHAT numbers (bench/compare.py).
+    "anchored": {"datasets": "anchored", "learners": ["mlhat", "ihomer"], "timeout": 3600.0},
+    # iHOMER's ablations: one tree over all labels, modes, random clusters of the same sizes,
+    # no warm start, no handover, binary relevance.
+    "ablation": {"datasets": "anchored",
+                 "learners": ["mlhat", "ihomer", "ihomer:mode=homer", "ihomer:partition=random",
+                              "ihomer:warm_start=False", "ihomer:handover=False", "br-ht"],
+                 "timeout": 3600.0},
 }
 SUMMARY_KEYS = ("instances", "n_features", "n_labels", "seconds", "learner_seconds",
                 "instances_per_s", "peak_rss_bytes")
@@ -75,6 +83,8 @@ def select(names: str | None, profile: str | None) -> list[dict[str, str]]:
     rows = manifest()
     if names is None and profile:
         wanted = PROFILES[profile]["datasets"]
+        if isinstance(wanted, str):
+            return select(wanted, None)
         return rows if wanted is None else [r for r in rows if r["name"] in wanted]
     if names in (None, "all"):
         return rows
