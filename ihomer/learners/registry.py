@@ -75,7 +75,7 @@ def make(name: str, params: dict[str, Any] | None = None,
         allowed = [k for k in sig.parameters if k != "seed"]
         raise ValueError(f"learner {name!r} has no parameter {', '.join(map(repr, unknown))}; "
                          f"it takes: {', '.join(allowed) or 'none'}")
-    if "seed" in sig.parameters:
+    if "seed" in sig.parameters and seed is not None:  # None: the learner's own default
         params["seed"] = seed
     return factory(**params)
 
