@@ -358,3 +358,16 @@ def test_rolling_keeps_labels_that_left_the_window_in_macro() -> None:
 
 def test_docstring_examples() -> None:
     assert doctest.testmod(metrics_module).failed == 0
+
+
+def test_state_dict_round_trip_continues_identically() -> None:
+    rng = np.random.default_rng(11)
+    a = MultiLabelMetrics()
+    for _ in range(50):
+        a.update_one(sorted(set(rng.integers(0, 6, 2).tolist())),
+                     sorted(set(rng.integers(0, 6, 2).tolist())), 6)
+    b = MultiLabelMetrics.from_state_dict(a.state_dict())
+    assert b.get() == a.get() and b.n == a.n
+    for m in (a, b):
+        m.update_one([1, 3], [3], 7)
+    assert b.get() == a.get()

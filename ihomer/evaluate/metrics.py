@@ -46,6 +46,7 @@ do not drift.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numba
 import numpy as np
@@ -306,6 +307,24 @@ class MultiLabelMetrics:
     def n(self) -> int:
         """Number of instances seen."""
         return int(self._totals[_COUNT])
+
+    def state_dict(self) -> dict[str, Any]:
+        """The exact counters (integers and compensated sums), for checkpoints."""
+        return {"counts": self._counts.copy(), "totals": self._totals.copy(),
+                "sums": self._sums.copy(), "n_macro": self._n_macro}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> MultiLabelMetrics:
+        """Rebuild the metrics that :meth:`state_dict` described."""
+        m = cls()
+        counts = np.asarray(state["counts"], dtype=np.int64)
+        totals = np.asarray(state["totals"], dtype=np.int64)
+        sums = np.asarray(state["sums"], dtype=np.float64)
+        if counts.ndim != 2 or counts.shape[0] != 3 or totals.shape != (7,) or sums.shape != (6,):
+            raise ValueError("metric state has the wrong shape")
+        m._counts, m._totals, m._sums = counts, totals, sums
+        m._n_macro = int(state["n_macro"])
+        return m
 
     def update(
         self,
