@@ -1,0 +1,491 @@
+"""Multi-label Hoeffding adaptive tree (MLHAT) over flat arrays and numba kernels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ihomer.learners.base import MultiLabelLearner, Predictions, Vocabulary
+from ihomer.learners.mlhat import kernels as K
+from ihomer.learners.mlhat.state import (
+    C_ALT_LIVE,
+    C_ALT_NEW,
+    C_ALT_PRUNE,
+    C_ALT_SWAP,
+    C_DEACT,
+    C_INACTIVE,
+    C_L,
+    C_LUSED,
+    C_NEED_ROWS,
+    C_NLIMIT,
+    C_NUSED,
+    C_RLIMIT,
+    C_ROOT,
+    C_RUSED,
+    C_SEEN,
+    C_SPLITS,
+    LABEL_FIELDS,
+    LABELSET_SLOTS,
+    MODEL_NAMES,
+    N_PARAMS,
+    ND_LEAF,
+    ND_LEFT,
+    ND_RIGHT,
+    P_ADWIN_DELTA,
+    P_ALPHA,
+    P_DELTA,
+    P_DWIN,
+    P_GRACE,
+    P_LOSS,
+    P_LR,
+    P_LR2,
+    P_MAXDEPTH,
+    P_MEM_PERIOD,
+    P_NTHR,
+    P_POISSON,
+    P_SWITCH,
+    P_TAU,
+    ROW_FIELDS,
+    TreeState,
+    empty_state,
+    grow_features,
+    grow_labels,
+    grow_nodes,
+    grow_rows,
+    row_bytes,
+    state_bytes,
+    words_for,
+)
+from ihomer.stream.base import INDEX_DTYPE, PTR_DTYPE, VALUE_DTYPE, Batch
+
+_INITIAL_NODES = 16
+_INITIAL_ROWS = 1024
+_LOSSES = {"hamming": 0, "f1": 1}
+_PARAMS = ("grace_period", "delta", "tau", "n_thresholds", "learning_rate",
+           "learning_rate_fast", "nb_alpha", "adwin_delta", "switch_significance", "drift_window",
+           "max_depth", "max_nodes", "max_bytes", "loss", "poisson", "seed")
+
+
+class MLHAT(MultiLabelLearner):
+    """Multi-label Hoeffding adaptive tree.
+
+    A Hoeffding tree whose node impurity is the sum of the binary entropies of the node's labels
+    (a vector of Bernoulli variables), with leaf models chosen per leaf by their own
+    prequential loss, and ADWIN-driven alternate subtrees for local drift (Esteban et
+    al., "Hoeffding adaptive trees for multi-label classification on data streams", KBS 2024;
+    the alternate-tree scheme of Bifet and Gavaldà's HAT as in river's
+    ``HoeffdingAdaptiveTreeClassifier``).
+
+    Splits. Every ``grace_period`` weight a leaf compares its features: binary ones (every value
+    seen so far is 0 or 1) by exact presence counts per label, numeric ones by ``n_thresholds``
+    evenly spaced thresholds whose per-label partitions come from one Gaussian per (feature,
+    label value). The leaf splits when the best merit beats the second best (or the null split)
+    by more than the Hoeffding bound with range ``log2(distinct labelsets at the leaf)`` (1 when
+    at most two) and confidence ``delta``, or when the bound falls below ``tau`` times that
+    range (a tie).
+
+    Leaf models. Every leaf updates, on every instance, a majority-labelset model, per-label
+    naive Bayes and per-label online logistic regression at two step sizes (``learning_rate``
+    and ``learning_rate_fast``: one normalised SGD step per instance, the step divided by
+    ``1 + ||x||^2`` of the max-abs scaled row), and
+    predicts with the one whose loss on the instances it saw *before* learning them is lowest,
+    like MOA's NBAdaptive. Scores are per-label probabilities; the predicted set is every label
+    scoring at least 0.5. ``loss`` picks how models are rated and what the drift monitors
+    watch: ``"hamming"`` (the paper's) or ``"f1"`` (example-based F1 loss, the default).
+
+    Drift. Each node feeds the loss of the prediction it routes to an ADWIN detector
+    (confidence ``adwin_delta``); a detected increase at a split node grows an alternate subtree
+    that learns in parallel. Once both have seen ``drift_window`` instances, the alternate
+    replaces the node's subtree if its mean loss is significantly lower (significance
+    ``switch_significance``) and is discarded if significantly higher. Alternates do not grow
+    alternates of their own, and predictions use the main tree only.
+
+    Memory. Statistics live in rows, one per (leaf, feature) that occurred at the leaf; when the
+    tree would exceed ``max_bytes`` the least promising leaves (seen weight times error, as in
+    MOA) drop their rows and keep predicting with their majority labelset; they are reactivated
+    when room frees up. ``max_nodes`` caps the node count (no split or alternate beyond it).
+
+    Parameters
+    ----------
+    grace_period
+        Weight a leaf sees between split attempts.
+    delta
+        Confidence of the Hoeffding test (probability of choosing the wrong split).
+    tau
+        Tie threshold, relative to the merit's range: split on the best feature once the
+        Hoeffding bound is below ``tau`` times the range.
+    n_thresholds
+        Candidate thresholds per numeric feature.
+    learning_rate
+        Step size of the leaves' slow logistic regressions (before normalisation by
+        ``1 + ||x||^2``).
+    learning_rate_fast
+        Step size of the leaves' fast logistic regressions (idem).
+    nb_alpha
+        Laplace prior of naive Bayes counts.
+    adwin_delta
+        Confidence of the nodes' ADWIN detectors.
+    switch_significance
+        Significance of the test that swaps in or prunes an alternate subtree.
+    drift_window
+        Instances both a node and its alternate must see before they are compared.
+    max_depth
+        No leaf splits below this depth.
+    max_nodes
+        Most nodes (main tree plus alternates); ``None`` for no bound.
+    max_bytes
+        Bound on the bytes the tree uses: its node and leaf pools as allocated plus the
+        statistics rows in use (the row pool keeps its capacity when leaves are deactivated, so
+        :attr:`memory_bytes` may exceed the bound by those free rows); ``None`` for no bound.
+        Nodes are bounded by ``max_nodes`` (and indirectly, as a growing node pool leaves
+        fewer bytes for rows, so fewer leaves stay active and split).
+    loss
+        ``"f1"`` or ``"hamming"``: the per-instance loss that rates leaf models and feeds the
+        drift monitors.
+    poisson
+        Weight each instance by a Poisson(1) draw (online bagging), from ``seed``.
+    seed
+        Seed of the Poisson draws; same seed, same stream, same predictions.
+
+    Defaults. ``grace_period=200``, ``delta=1e-7``, ``tau=0.05``, ``adwin_delta=0.002``,
+    ``switch_significance=0.05`` and ``drift_window=300`` are river's (and MLHAT's). The others
+    were chosen by prequential runs over the 19 datasets of the shared suite that have a
+    published MLHAT result (mean example F1 / micro F1; published MLHAT: 0.509 / 0.505):
+
+    * ``loss="f1"``: 0.538 / 0.559 against 0.505 / 0.532 with ``"hamming"``. Rated by Hamming
+      loss, leaves on sparse label sets (langlog, stackex, birds) settle on models that predict
+      almost nothing, which is Hamming-optimal and useless for F1.
+    * logistic steps: a plain SGD step is a compromise between dense low-cardinality sets
+      (yeast, tmc2007, enron prefer 0.05-0.1) and sparse many-label ones (medical, corel5k,
+      20ng prefer 0.5-1.0): one rate alone reaches at most 0.524 / 0.547. Two models at
+      ``(0.1, 0.5)`` reach 0.532 / 0.554; normalising the step by the row's squared norm
+      (rows with 18 active features on imdb, 1,180 on genbase) and ``(2, 10)`` reach
+      0.538 / 0.559 (``(1, 5)``: 0.533 / 0.557, ``(3, 15)``: 0.538 / 0.558); yeast, which
+      likes small steps, loses 0.026 there.
+    * splitting: with the labelset range (up to 10 bits here) and an absolute tie threshold no
+      tree on the suite ever split; the relative tie rule (see ``tau``) grows trees on the long
+      streams (imdb, 20ng, ohsumed, bibtex, corel5k: 2-6 leaves) at equal means (0.5317 / 0.5548
+      against 0.5316 / 0.5543, measured before step normalisation). More eager settings
+      (``delta=1e-2, tau=0.5`` absolute: 2-50 leaves) lowered the means by about 0.007: a
+      fresh leaf relearns from fewer instances.
+    * ``poisson=False``: Poisson(1) weights cost a single tree about 0.03 on both means (they
+      pay only in an ensemble).
+    * ``nb_alpha=1`` (Laplace) and ``n_thresholds=10`` are the usual choices; naive Bayes is
+      rarely the best leaf model on the suite, so they were not tuned.
+    * ``max_bytes=512 MiB``: every dataset of the suite stays below it (imdb ends at 63 MiB,
+      bibtex 41 MiB, delicious with 983 labels 124 MiB).
+
+    Examples
+    --------
+    >>> from ihomer.learners.mlhat import MLHAT
+    >>> tree = MLHAT(seed=1)
+    >>> for i in range(600):
+    ...     x = {"a": (i * 7919) % 11 - 5.0, "b": float(i % 2)}
+    ...     tree.learn_one(x, ["pos"] if x["a"] > 0 else [])
+    >>> tree.predict_one({"a": 3.0, "b": 0.0}), tree.predict_one({"a": -4.0, "b": 1.0})
+    ({'pos': True}, {'pos': False})
+    >>> print(tree)
+    split
+        if a <= 0.454545: leaf w=216 model=logistic {}
+        if a > 0.454545: leaf w=184 model=naive_bayes {pos}
+    """
+
+    def __init__(
+        self,
+        grace_period: int = 200,
+        delta: float = 1e-7,
+        tau: float = 0.05,
+        n_thresholds: int = 10,
+        learning_rate: float = 2.0,
+        learning_rate_fast: float = 10.0,
+        nb_alpha: float = 1.0,
+        adwin_delta: float = 0.002,
+        switch_significance: float = 0.05,
+        drift_window: int = 300,
+        max_depth: int = 20,
+        max_nodes: int | None = None,
+        max_bytes: int | None = 512 * 2**20,
+        loss: str = "f1",
+        poisson: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.grace_period = grace_period
+        self.delta = delta
+        self.tau = tau
+        self.n_thresholds = n_thresholds
+        self.learning_rate = learning_rate
+        self.learning_rate_fast = learning_rate_fast
+        self.nb_alpha = nb_alpha
+        self.adwin_delta = adwin_delta
+        self.switch_significance = switch_significance
+        self.drift_window = drift_window
+        self.max_depth = max_depth
+        self.max_nodes = max_nodes
+        self.max_bytes = max_bytes
+        if loss not in _LOSSES:
+            raise ValueError(f"loss must be one of {sorted(_LOSSES)}, not {loss!r}")
+        self.loss = loss
+        self.poisson = poisson
+        self.seed = seed
+        prm = np.zeros(N_PARAMS)
+        prm[P_GRACE] = grace_period
+        prm[P_DELTA] = delta
+        prm[P_TAU] = tau
+        prm[P_NTHR] = n_thresholds
+        prm[P_LR] = learning_rate
+        prm[P_LR2] = learning_rate_fast
+        prm[P_ALPHA] = nb_alpha
+        prm[P_ADWIN_DELTA] = adwin_delta
+        prm[P_SWITCH] = switch_significance
+        prm[P_DWIN] = drift_window
+        prm[P_MAXDEPTH] = max_depth
+        prm[P_POISSON] = 1.0 if poisson else 0.0
+        prm[P_MEM_PERIOD] = 10_000
+        prm[P_LOSS] = _LOSSES[loss]
+        self._prm = prm
+        self._state = empty_state(_INITIAL_NODES, 0, 1, 0, seed)
+        self._state.ctr[C_NLIMIT] = np.iinfo(np.int64).max if max_nodes is None else max_nodes
+        self._set_row_limit()
+        self._state.ctr[C_ROOT] = K.new_leaf_node(self._state, self._prm, 0, 0)
+
+    # ------------------------------------------------------------------ pools
+    def _set_row_limit(self) -> None:
+        """Rows the memory bound leaves room for, next to everything else the tree holds.
+
+        Rows (with their hash slots) are the only pool that grows with the data at a leaf, so
+        the bound is enforced on them: whatever the node and leaf pools and the per-feature
+        arrays take is subtracted first. Called again whenever one of those grows.
+        """
+        s = self._state
+        if self.max_bytes is None:
+            s.ctr[C_RLIMIT] = np.iinfo(np.int64).max
+            return
+        fixed = sum(getattr(s, f).nbytes for f in s._fields
+                    if f not in ROW_FIELDS and f not in ("ht_key", "ht_val"))
+        s.ctr[C_RLIMIT] = max(1, (self.max_bytes - fixed) // row_bytes(s.lf_lv.shape[2]))
+
+    def _grow_labels(self, n_labels: int) -> None:
+        s = self._state
+        cap = s.lf_lv.shape[2]
+        if n_labels > cap:
+            # exact on the first growth (bind), then by half again: label growth reallocates
+            # every row, so it must stay rare, but a power of two would waste up to half of it
+            cap = max(n_labels, cap * 3 // 2) if s.ctr[C_L] > 0 else n_labels
+            self._state = s = grow_labels(s, cap)
+            self._set_row_limit()
+        s.ctr[C_L] = n_labels
+
+    def _grow_features(self, n_features: int) -> None:
+        cap = max(len(self._state.g_bin), 16)
+        while cap < n_features:
+            cap *= 2
+        self._state = grow_features(self._state, cap)
+        self._set_row_limit()
+
+    def _grow_for(self) -> None:
+        """Grow whichever pool made the kernel stop (doubling)."""
+        s = self._state
+        need_rows = int(s.ctr[C_NEED_ROWS])
+        if need_rows > 0:
+            cap = len(s.rw_i)
+            new = max(2 * cap, _INITIAL_ROWS, int(s.ctr[C_RUSED]) + need_rows)
+            new = int(min(new, max(s.ctr[C_RLIMIT], int(s.ctr[C_RUSED]) + need_rows)))
+            self._state = grow_rows(s, new)
+        else:
+            self._state = grow_nodes(s, 2 * len(s.nd_i))
+            self._set_row_limit()
+        self._state.ctr[C_NEED_ROWS] = 0
+
+    # ------------------------------------------------------------------ hooks
+    def _run(self, batch: Batch, predict: bool) -> Predictions:
+        n = len(batch)
+        L = self._n_labels
+        out_ptr = np.zeros(n + 1, PTR_DTYPE)
+        out_ids = np.zeros(n * L if predict else 0, INDEX_DTYPE)
+        out_sc = np.zeros(n * L if predict else 0, VALUE_DTYPE)
+        done = 0
+        while True:
+            done = K.test_then_train(self._state, self._prm, batch.indptr, batch.indices,
+                                     batch.values, batch.label_indptr, batch.label_ids, done,
+                                     predict, out_ptr, out_ids, out_sc)
+            if done < n or self._state.ctr[C_NEED_ROWS] > 0:
+                self._grow_for()
+            if done >= n:
+                break
+        m = int(out_ptr[-1])
+        return Predictions(out_ptr, out_ids[:m].copy(), out_sc[:m].copy())
+
+    def _learn_batch(self, batch: Batch) -> None:
+        self._run(batch, False)
+
+    def _test_then_train_batch(self, batch: Batch) -> Predictions:
+        return self._run(batch, True)
+
+    def _scores_batch(self, batch: Batch) -> np.ndarray:
+        out = np.zeros((len(batch), self._n_labels))
+        K.predict_scores(self._state, self._prm, batch.indptr, batch.indices, batch.values, out)
+        return out
+
+    def _predict_batch(self, batch: Batch) -> Predictions:
+        n = len(batch)
+        out_ptr = np.zeros(n + 1, PTR_DTYPE)
+        out_ids = np.zeros(n * self._n_labels, INDEX_DTYPE)
+        out_sc = np.zeros(n * self._n_labels, VALUE_DTYPE)
+        K.predict_csr(self._state, self._prm, batch.indptr, batch.indices, batch.values,
+                      out_ptr, out_ids, out_sc)
+        m = int(out_ptr[-1])
+        return Predictions(out_ptr, out_ids[:m].copy(), out_sc[:m].copy())
+
+    # ------------------------------------------------------------------ projection
+    def project(self, label_ids: Sequence[int]) -> MLHAT:
+        """A copy of this tree that answers only for ``label_ids`` (ids local to this tree).
+
+        Structure, split tests, drift monitors and alternates are kept; every per-label
+        statistic (counts, naive Bayes sums, logistic weights and biases, labelset tables) is
+        restricted to the selected labels, in the given order, which become labels
+        ``0..len(label_ids)-1`` of the projection. The leaves' model losses and the monitors'
+        loss histories were measured on all labels and are kept as they are: they describe
+        the subtree's quality until the projection's own instances overwrite them.
+        """
+        sel = np.asarray(label_ids, dtype=np.int64)
+        if sel.ndim != 1 or (len(sel) and (sel.min() < 0 or sel.max() >= self._n_labels)):
+            raise ValueError(f"label ids must lie in [0, {self._n_labels})")
+        if len(np.unique(sel)) != len(sel):
+            raise ValueError("label ids must be distinct")
+        new = MLHAT(**{k: getattr(self, k) for k in _PARAMS})
+        for name in self.feature_vocab.names:
+            new.feature_vocab.add(name)
+        for i in sel:
+            new.label_vocab.add(self.label_vocab.names[i])
+        s = self._state
+        cap = 1
+        while cap < max(len(sel), 1):
+            cap *= 2
+        upd = {}
+        for f in s._fields:
+            a = getattr(s, f)
+            if f in LABEL_FIELDS:
+                b = np.zeros((*a.shape[:2], cap), a.dtype)
+                b[:, :, : len(sel)] = a[:, :, sel]
+                upd[f] = b
+            else:
+                upd[f] = a.copy()
+        upd["lf_lsbits"] = np.zeros((len(s.lf_i), LABELSET_SLOTS, words_for(cap)), np.uint64)
+        upd["lf_lscnt"] = np.zeros_like(s.lf_lscnt)
+        K.project_labelsets(s.lf_lsbits, s.lf_lscnt, s.lf_i, sel, upd["lf_lsbits"],
+                            upd["lf_lscnt"], upd["lf_i"], upd["lf_f"])
+        new._state = TreeState(**upd)
+        new._state.ctr[C_L] = len(sel)
+        new._n_labels = len(sel)
+        new._n_features = self._n_features
+        new._set_row_limit()
+        return new
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Vocabularies, constructor parameters and every state array: the whole model.
+
+        The tree is nothing but NumPy arrays, so it opts in to the safe (pickle-free)
+        checkpoint format of :mod:`ihomer.connectors.checkpoint`.
+        """
+        return {
+            **super().state_dict(),
+            "params": {k: getattr(self, k) for k in _PARAMS},
+            "prm": self._prm.copy(),
+            "tree": {f: a.copy() for f, a in zip(self._state._fields, self._state, strict=True)},
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> MLHAT:
+        """The tree :meth:`state_dict` described; it predicts and learns exactly as the original."""
+        learner = cls(**state["params"])
+        learner.feature_vocab = Vocabulary(state["feature_names"])
+        learner.label_vocab = Vocabulary(state["label_names"])
+        learner._n_features = int(state["n_features"])
+        learner._n_labels = int(state["n_labels"])
+        learner._prm = np.array(state["prm"], dtype=np.float64)
+        learner._state = TreeState(**{f: np.array(state["tree"][f]) for f in TreeState._fields})
+        return learner
+
+    # ------------------------------------------------------------------ inspection
+    def _main_nodes(self) -> list[tuple[int, int]]:
+        """(node, depth) of every node of the main tree, depth first, left before right."""
+        s = self._state
+        out = []
+        stack = [(int(s.ctr[C_ROOT]), 0)]
+        while stack:
+            n, d = stack.pop()
+            out.append((n, d))
+            if s.nd_i[n, ND_LEAF] < 0:
+                stack.append((int(s.nd_i[n, ND_RIGHT]), d + 1))
+                stack.append((int(s.nd_i[n, ND_LEFT]), d + 1))
+        return out
+
+    @property
+    def n_nodes(self) -> int:
+        """Nodes of the main tree (alternate subtrees not counted)."""
+        return len(self._main_nodes())
+
+    @property
+    def n_leaves(self) -> int:
+        return sum(1 for n, _ in self._main_nodes() if self._state.nd_i[n, ND_LEAF] >= 0)
+
+    @property
+    def depth(self) -> int:
+        """Depth of the main tree (a lone root leaf has depth 0)."""
+        return max(d for _, d in self._main_nodes())
+
+    @property
+    def n_splits(self) -> int:
+        return int(self._state.ctr[C_SPLITS])
+
+    @property
+    def leaf_models(self) -> dict[str, int]:
+        """How many main-tree leaves currently predict with each model."""
+        s = self._state
+        out = dict.fromkeys(MODEL_NAMES, 0)
+        for n, _ in self._main_nodes():
+            lf = int(s.nd_i[n, ND_LEAF])
+            if lf >= 0:
+                out[MODEL_NAMES[K.leaf_choice(s, lf)]] += 1
+        return out
+
+    @property
+    def alternates(self) -> dict[str, int]:
+        """Alternate subtrees created, swapped in, pruned, and alive now."""
+        c = self._state.ctr
+        return {"created": int(c[C_ALT_NEW]), "swapped": int(c[C_ALT_SWAP]),
+                "pruned": int(c[C_ALT_PRUNE]), "alive": int(c[C_ALT_LIVE])}
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes of every array the tree holds (allocated capacity, not only the used part)."""
+        return state_bytes(self._state) + self._prm.nbytes
+
+    def summary(self) -> dict[str, object]:
+        """Size, growth, drift and memory figures in one dict (for reports)."""
+        c = self._state.ctr
+        return {
+            "n_nodes": self.n_nodes, "n_leaves": self.n_leaves, "depth": self.depth,
+            "n_splits": int(c[C_SPLITS]), "leaf_models": self.leaf_models,
+            "alternates": self.alternates, "nodes_in_use": int(c[C_NUSED]),
+            "leaves_in_use": int(c[C_LUSED]), "rows_in_use": int(c[C_RUSED]),
+            "inactive_leaves": int(c[C_INACTIVE]), "deactivations": int(c[C_DEACT]),
+            "instances": int(c[C_SEEN]), "memory_bytes": self.memory_bytes,
+        }
+
+    def render(self, max_depth: int | None = None, max_labels: int = 5) -> str:
+        """The main tree as indented text, with feature and label names.
+
+        Leaves show the weight they saw, the model they predict with, and the labels of their
+        majority labelset (at most ``max_labels``).
+        """
+        from ihomer.learners.mlhat.inspect import render_tree
+
+        return render_tree(self, max_depth=max_depth, max_labels=max_labels)
+
+    def __str__(self) -> str:
+        return self.render()

@@ -1,0 +1,434 @@
+"""Tests of the multi-label Hoeffding adaptive tree (ihomer.learners.mlhat)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ihomer.learners.mlhat import MLHAT
+from ihomer.learners.mlhat import kernels as K
+from ihomer.learners.mlhat.state import (
+    C_RLIMIT,
+    C_RUSED,
+    LF_SW,
+    LV_SLAB,
+    N_MODELS,
+    ND_LEAF,
+    P_DELTA,
+    RF_CNT,
+    RF_MAX,
+    RF_MIN,
+    RF_SQ,
+    RF_SUM,
+    RV_LSQ,
+    RV_LSUM,
+    empty_state,
+    row_bytes,
+)
+from ihomer.stream.base import Batch
+
+
+# ----------------------------------------------------------------------------- helpers
+def make_batch(rows: list[dict[int, float]], labels: list[list[int]]) -> Batch:
+    indptr = [0]
+    ind: list[int] = []
+    val: list[float] = []
+    for r in rows:
+        for f in sorted(r):
+            ind.append(f)
+            val.append(r[f])
+        indptr.append(len(ind))
+    lptr = [0]
+    lid: list[int] = []
+    for y in labels:
+        lid.extend(sorted(y))
+        lptr.append(len(lid))
+    return Batch(np.array(indptr), np.array(ind), np.array(val), np.array(lptr), np.array(lid))
+
+
+def dense_stream(n: int, n_features: int = 6, n_labels: int = 3, seed: int = 0,
+                 concept: int = 0) -> Batch:
+    """Numeric rows. Every label follows the sign of feature ``concept`` (a clear root split),
+    flipped when another feature, one per label, exceeds 1 (work for deeper splits)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, n_features))
+    other = x[:, [(concept + 1 + j) % n_features for j in range(n_labels)]] > 1.0
+    y = (x[:, [concept]] > 0) != other
+    rows = [{f: float(v) for f, v in enumerate(r)} for r in x]
+    return make_batch(rows, [list(np.flatnonzero(r)) for r in y])
+
+
+def sparse_stream(n: int, n_features: int, n_labels: int, nnz: int = 5, seed: int = 0) -> Batch:
+    """Binary sparse rows. Every label follows the presence of feature 0, flipped when feature
+    ``1 + label`` is present."""
+    rng = np.random.default_rng(seed)
+    rows, labels = [], []
+    for _ in range(n):
+        feats = set(rng.choice(np.arange(1, n_features), size=nnz, replace=False).tolist())
+        if rng.random() < 0.5:
+            feats.add(0)
+        rows.append(dict.fromkeys(sorted(feats), 1.0))
+        labels.append([j for j in range(n_labels) if (0 in feats) != (1 + j in feats)])
+    return make_batch(rows, labels)
+
+
+def run(model: MLHAT, data: Batch, chunk: int = 500) -> list[tuple[int, ...]]:
+    out: list[tuple[int, ...]] = []
+    for s in range(0, len(data), chunk):
+        p = model.test_then_train_many(data.slice(s, s + chunk))
+        out.extend(tuple(p.row(i).tolist()) for i in range(len(p)))
+    return out
+
+
+def leaf_of_root(model: MLHAT) -> int:
+    s = model._state
+    return int(s.nd_i[s.ctr[0], ND_LEAF])
+
+
+def h2(p: float) -> float:
+    return 0.0 if p in (0.0, 1.0) else -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+
+
+# ----------------------------------------------------------------------------- hand-computed
+def test_entropy_and_hoeffding_bound_by_hand() -> None:
+    assert K.entropy2(0.5) == pytest.approx(1.0)
+    assert K.entropy2(0.25) == pytest.approx(0.8112781244591328)
+    assert K.entropy2(0.0) == 0.0 and K.entropy2(1.0) == 0.0
+    # R = 1, delta = 1e-7, n = 200: sqrt(ln(1e7) / 400)
+    assert K.hoeffding_bound(1.0, 1e-7, 200.0) == pytest.approx(0.200737, abs=1e-6)
+    assert K.hoeffding_bound(2.0, 0.05, 50.0) == pytest.approx(2 * math.sqrt(math.log(20) / 100))
+    assert K.normal_cdf(0.0) == 0.5
+    assert K.normal_cdf(1.96) == pytest.approx(0.9750021, abs=1e-6)
+
+
+def test_merit_of_a_tiny_binary_split() -> None:
+    # 4 instances, 2 labels. Feature 0 present in rows 0, 1; label 0 exactly there;
+    # label 1 in rows 0 and 2.
+    data = make_batch([{0: 1.0}, {0: 1.0, 1: 1.0}, {1: 1.0}, {}], [[0, 1], [0], [1], []])
+    m = MLHAT(grace_period=10**6)
+    m.learn_many(data)
+    s = m._state
+    lf = leaf_of_root(m)
+    r = K.ht_find(s, (lf << 32) | 0)
+    # parent: p0 = 1/2, p1 = 1/2 -> H = 2 bits; children {0,1} / {2,3}: label 0 pure,
+    # label 1 half/half on both sides -> H = 1 bit: merit 1.
+    assert K.split_merit_binary(s, lf, r, 2) == pytest.approx(1.0)
+    r1 = K.ht_find(s, (lf << 32) | 1)
+    # feature 1 present in rows 1, 2: label 0 halves on both sides, label 1 halves too
+    assert K.split_merit_binary(s, lf, r1, 2) == pytest.approx(0.0)
+
+
+def test_numeric_merit_matches_gaussian_hand_computation() -> None:
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(-2, 1, 100), rng.normal(2, 1, 100)])
+    y = [[0]] * 100 + [[]] * 100
+    data = make_batch([{0: float(v)} for v in x], y)
+    m = MLHAT(grace_period=10**6)
+    m.learn_many(data)
+    s = m._state
+    lf = leaf_of_root(m)
+    r = K.ht_find(s, (lf << 32) | 0)
+    mom = np.zeros((4, 1))
+    tb = np.zeros(1)
+    merit = K.split_merit_numeric(s, lf, r, 1, 1, mom, tb)  # one threshold: the midpoint
+    t = (x.min() + x.max()) / 2
+    assert tb[0] == pytest.approx(t)
+    from statistics import NormalDist
+
+    a = 100 * NormalDist(x[:100].mean(), x[:100].std()).cdf(t)
+    b = 100 * NormalDist(x[100:].mean(), x[100:].std()).cdf(t)
+    left = a + b
+    expected = 1.0 - left / 200 * h2(a / left) - (200 - left) / 200 * h2((100 - a) / (200 - left))
+    assert merit == pytest.approx(expected, rel=1e-9)
+    assert merit > 0.8  # the two classes are well separated
+
+
+# ----------------------------------------------------------------------------- properties
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.dictionaries(st.integers(0, 7), st.sampled_from([1.0, 2.5, -1.0, 0.5]),
+                            max_size=5),
+            st.sets(st.integers(0, 3)),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_leaf_statistics_equal_brute_force(rows: list[tuple[dict[int, float], set[int]]]) -> None:
+    data = make_batch([r for r, _ in rows], [sorted(y) for _, y in rows])
+    m = MLHAT(grace_period=10**6)
+    m.learn_many(data)
+    s = m._state
+    lf = leaf_of_root(m)
+    n_labels = m.n_labels
+    assert s.lf_f[lf, LF_SW] == len(rows)
+    for lab in range(n_labels):
+        assert s.lf_lv[lf, LV_SLAB, lab] == sum(lab in y for _, y in rows)
+    for f in range(8):
+        r = K.ht_find(s, (lf << 32) | f)
+        vals = np.array([x.get(f, 0.0) for x, _ in rows])
+        if not np.any(vals != 0):
+            assert r == -1
+            continue
+        assert s.rw_f[r, RF_CNT] == np.count_nonzero(vals)
+        assert s.rw_f[r, RF_SUM] == pytest.approx(vals.sum())
+        assert s.rw_f[r, RF_SQ] == pytest.approx((vals**2).sum())
+        assert s.rw_f[r, RF_MIN] == vals[vals != 0].min()
+        assert s.rw_f[r, RF_MAX] == vals[vals != 0].max()
+        for lab in range(n_labels):
+            on = np.array([lab in y for _, y in rows])
+            assert s.rw_lv[r, RV_LSUM, lab] == pytest.approx(vals[on].sum())
+            assert s.rw_lv[r, RV_LSQ, lab] == pytest.approx((vals[on] ** 2).sum())
+        assert s.g_bin[f] == int(np.all(np.isin(vals, [0.0, 1.0])))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 60)), max_size=300))
+def test_hash_table_matches_a_dict(ops: list[tuple[bool, int]]) -> None:
+    s = empty_state(4, 64, 1, 1, 0)
+    ref: dict[int, int] = {}
+    for insert, k in ops:
+        key = (k % 7) << 32 | k  # a few leaves, colliding home slots
+        if insert and key not in ref and len(ref) < 64:
+            K.ht_insert(s, key, k)
+            ref[key] = k
+        elif not insert and key in ref:
+            K.ht_delete(s, key)
+            del ref[key]
+        for q in range(61):
+            qk = (q % 7) << 32 | q
+            assert K.ht_find(s, qk) == ref.get(qk, -1)
+
+
+def test_gaussian_moments_match_numpy() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.gamma(2.0, 1.5, 500)
+    x[rng.random(500) < 0.3] = 0.0  # implied zeros must count
+    on = rng.random(500) < 0.4
+    data = make_batch([{0: float(v)} if v else {} for v in x],
+                      [[0] if o else [] for o in on])
+    m = MLHAT(grace_period=10**6)
+    m.learn_many(data)
+    s = m._state
+    lf = leaf_of_root(m)
+    mom = np.zeros((4, 1))
+    K._label_moments(s, lf, K.ht_find(s, (lf << 32) | 0), 1, mom)
+    assert mom[0, 0] == pytest.approx(x[on].mean())
+    assert mom[1, 0] == pytest.approx(x[on].std())
+    assert mom[2, 0] == pytest.approx(x[~on].mean())
+    assert mom[3, 0] == pytest.approx(x[~on].std())
+
+
+def test_poisson_sampler_has_mean_and_variance_one() -> None:
+    rng = np.array([88172645463325252], dtype=np.uint64)
+    draws = np.array([K.poisson1(rng) for _ in range(20000)])
+    assert draws.mean() == pytest.approx(1.0, abs=0.03)
+    assert draws.var() == pytest.approx(1.0, abs=0.05)
+
+
+# ----------------------------------------------------------------------------- behaviour
+def test_learns_grows_and_beats_chance() -> None:
+    data = dense_stream(4000, seed=1)
+    m = MLHAT(grace_period=100, delta=1e-3)
+    preds = run(m, data)
+    truth = [tuple(data.row(i).labels.tolist()) for i in range(len(data))]
+    acc = np.mean([p == t for p, t in zip(preds[-1000:], truth[-1000:], strict=True)])
+    assert acc > 0.8
+    assert m.n_nodes >= 3 and m.depth >= 1
+    assert sum(m.leaf_models.values()) == m.n_leaves
+    text = m.render()
+    assert "split" in text and "leaf" in text
+
+
+def test_scores_agree_with_predictions() -> None:
+    data = dense_stream(1500, seed=2)
+    m = MLHAT(grace_period=100)
+    m.learn_many(data)
+    probe = data.slice(0, 200)
+    scores = m.predict_proba_many(probe)
+    pred = m.predict_many(probe)
+    assert scores.shape == (200, 3)
+    assert np.all((scores >= 0) & (scores <= 1))
+    for i in range(200):
+        assert pred.row(i).tolist() == np.flatnonzero(scores[i] >= 0.5).tolist()
+    # test_then_train predicts each row with the model before learning it
+    m2 = MLHAT(grace_period=100)
+    m2.learn_many(data)
+    p = m2.test_then_train_many(probe)
+    assert [p.row(i).tolist() for i in range(5)] == [pred.row(i).tolist() for i in range(5)]
+
+
+def test_test_then_train_is_predict_then_learn_row_by_row() -> None:
+    data = sparse_stream(400, 30, 4, seed=12)
+    a = MLHAT(grace_period=50, delta=1e-2)
+    b = MLHAT(grace_period=50, delta=1e-2)
+    fast = a.test_then_train_many(data)
+    for i in range(len(data)):
+        row = data.slice(i, i + 1)
+        p = b.predict_many(row)
+        assert p.row(0).tolist() == fast.row(i).tolist()
+        np.testing.assert_allclose(p.scores, fast.scores[fast.indptr[i]: fast.indptr[i + 1]])
+        b.learn_many(row)
+    assert a.n_nodes == b.n_nodes > 1
+
+
+def test_same_seed_same_predictions_with_bagging() -> None:
+    data = sparse_stream(3000, 50, 4, seed=3)
+    a = run(MLHAT(poisson=True, seed=11, grace_period=50), data, chunk=700)
+    b = run(MLHAT(poisson=True, seed=11, grace_period=50), data, chunk=300)
+    c = run(MLHAT(poisson=True, seed=12, grace_period=50), data, chunk=700)
+    assert a == b
+    assert a != c
+
+
+def test_label_set_grows_while_learning() -> None:
+    m = MLHAT(grace_period=50)
+    rng = np.random.default_rng(4)
+    for i in range(600):
+        x = {"a": float(rng.normal()), "b": float(rng.normal())}
+        y = {"pos"} if x["a"] > 0 else set()
+        if i >= 300 and x["b"] > 0:
+            y.add("late")  # a label that appears mid-stream
+        m.learn_one(x, y)
+    assert m.n_labels == 2 and m.label_vocab.names == ["pos", "late"]
+    proba = m.predict_proba_one({"a": 1.0, "b": 2.0})
+    assert set(proba) == {"pos", "late"}
+    assert proba["pos"][True] > 0.5 and proba["late"][True] > 0.5
+    assert m.predict_one({"a": -1.0, "b": -2.0}) == {"pos": False, "late": False}
+
+
+def test_projection_keeps_structure_and_the_selected_labels() -> None:
+    data = dense_stream(3000, n_features=6, n_labels=5, seed=6)
+    m = MLHAT(grace_period=100, delta=1e-3)
+    m.learn_many(data)
+    assert m.n_nodes >= 3
+    sel = [3, 1]
+    p = m.project(sel)
+    assert p.n_labels == 2 and p.label_vocab.names == [m.label_vocab.names[i] for i in sel]
+    a, b = m._state, p._state
+    for f in ("nd_i", "nd_f"):
+        assert np.array_equal(getattr(a, f), getattr(b, f))
+    assert p.render().count("split") == m.render().count("split")
+    probe = data.slice(0, 100)
+    sc_a = np.zeros((N_MODELS, 5))
+    sc_b = np.zeros((N_MODELS, 2))
+    for i in range(len(probe)):
+        r = probe.row(i)
+        n = K.route(a, a.ctr[0], r.indices, r.values, 0, len(r.indices))
+        lf = int(a.nd_i[n, ND_LEAF])
+        K.leaf_scores_all(a, m._prm, lf, r.indices, r.values, 0, len(r.indices), 5, sc_a)
+        K.leaf_scores_all(b, p._prm, lf, r.indices, r.values, 0, len(r.indices), 2, sc_b)
+        np.testing.assert_allclose(sc_b[1:], sc_a[1:, sel])  # naive Bayes, logistic models
+    # the projection keeps learning on its own labels
+    sub = make_batch([{f: float(v) for f, v in zip(r.indices, r.values, strict=True)}
+                      for r in data.slice(0, 300)],
+                      [[sel.index(j) for j in r.labels if j in sel] for r in data.slice(0, 300)])
+    p.learn_many(sub)
+    assert p.predict_proba_many(sub).shape == (300, 2)
+
+
+def test_alternate_subtree_replaces_a_drifted_one() -> None:
+    a = dense_stream(6000, n_features=6, n_labels=3, seed=7, concept=0)
+    b = dense_stream(12000, n_features=6, n_labels=3, seed=8, concept=3)
+    m = MLHAT(grace_period=100, delta=1e-3)
+    run(m, a)
+    preds = run(m, b)
+    alt = m.alternates
+    assert alt["created"] >= 1
+    assert alt["swapped"] + alt["pruned"] >= 1
+    truth = [tuple(b.row(i).labels.tolist()) for i in range(len(b))]
+    acc = np.mean([p == t for p, t in zip(preds[-2000:], truth[-2000:], strict=True)])
+    assert acc > 0.7
+
+
+def test_memory_bound_deactivates_leaves_but_still_predicts() -> None:
+    data = sparse_stream(6000, 400, 12, nnz=12, seed=9)
+    limit = 3_000_000
+    m = MLHAT(grace_period=100, delta=1e-2, tau=1.0, max_bytes=limit)
+    run(m, data)
+    s = m._state
+    info = m.summary()
+    assert info["deactivations"] > 0
+    assert 0 < info["inactive_leaves"] < info["n_leaves"]
+    # bytes in use: every pool but the rows as allocated, plus the rows in use
+    fixed = sum(getattr(s, f).nbytes for f in s._fields if f[:3] not in ("rw_", "ht_"))
+    assert s.ctr[C_RUSED] <= s.ctr[C_RLIMIT]
+    assert fixed + s.ctr[C_RUSED] * row_bytes(s.lf_lv.shape[2]) <= limit
+    assert m.memory_bytes <= 1.5 * limit  # the row pool keeps its capacity
+    assert len(m.predict_many(data.slice(0, 50))) == 50
+    small = MLHAT(max_nodes=5, grace_period=50, delta=1e-2)
+    run(small, data)
+    assert small.n_nodes <= 5
+
+
+def test_sparse_million_feature_stream_stays_small() -> None:
+    n_features = 1_000_000
+    data = sparse_stream(3000, n_features, 5, nnz=8, seed=10)
+    data.indices[-1] = n_features - 1  # make sure the last id occurs
+    m = MLHAT(grace_period=200)
+    run(m, data)
+    # global per-feature arrays (9 bytes a feature) are the only O(features) state
+    per_feature = m._state.g_bin.nbytes + m._state.g_scale.nbytes
+    assert per_feature <= 9 * 2 * n_features
+    assert m.memory_bytes - per_feature < 64 * 2**20
+    assert m._state.ctr[C_RUSED] <= len(data.indices)
+
+
+def test_state_dict_round_trip_predicts_and_learns_the_same() -> None:
+    data = sparse_stream(2000, 60, 4, seed=13)
+    m = MLHAT(grace_period=50, delta=1e-2, poisson=True, seed=3)
+    run(m, data.slice(0, 1000))
+    state = m.state_dict()
+    for f, a in state["tree"].items():
+        assert isinstance(a, np.ndarray) and a.dtype != object, f
+    twin = MLHAT.from_state_dict(state)
+    assert twin.params() == m.params()
+    assert twin.label_vocab.names == m.label_vocab.names
+    rest = data.slice(1000, 2000)
+    assert run(twin, rest) == run(m, rest)
+    np.testing.assert_array_equal(twin.predict_proba_many(rest), m.predict_proba_many(rest))
+
+
+def test_parameters_are_checked_and_reported() -> None:
+    with pytest.raises(ValueError):
+        MLHAT(loss="zero-one")
+    m = MLHAT(grace_period=123)
+    assert m.params()["grace_period"] == 123
+    assert m._prm[P_DELTA] == 1e-7
+    with pytest.raises(ValueError):
+        m.project([0])  # no labels yet
+    h = MLHAT(loss="hamming")
+    h.learn_many(sparse_stream(300, 20, 3, seed=1))
+    assert len(h.predict_many(sparse_stream(10, 20, 3, seed=2))) == 10
+
+
+def test_instance_losses_by_hand() -> None:
+    y = np.array([1, 1, 0, 0], np.uint8)
+    scores = np.array([0.9, 0.2, 0.7, 0.1])  # predicts {0, 2} for truth {0, 1}
+    assert K.instance_loss(scores, y, 4, 0) == pytest.approx(2 / 4)
+    assert K.instance_loss(scores, y, 4, 1) == pytest.approx(1 - 2 * 1 / 4)
+    assert K.instance_loss(np.zeros(4), np.zeros(4, np.uint8), 4, 1) == 0.0
+
+
+def test_second_process_starts_fast() -> None:
+    code = (
+        "import time; t=time.perf_counter();"
+        "from ihomer.learners.mlhat import MLHAT;"
+        "m=MLHAT(); m.learn_one({'a': 1.0}, ['x']); m.predict_one({'a': 1.0});"
+        "print(time.perf_counter()-t)"
+    )
+    MLHAT().learn_one({"a": 1.0}, ["x"])  # make sure the cache exists
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert float(out.stdout) < 3.0, out.stdout
+    assert time.perf_counter() - t < 6.0
