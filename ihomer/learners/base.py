@@ -6,7 +6,8 @@ Two faces, one model:
   ``predict_one(x)``, ``predict_proba_one(x)`` with ``x`` a ``{feature: value}`` dict and ``y``
   a ``{label: bool}`` dict (river's multi-output convention) or any iterable of present labels;
 * the **array face**, for the evaluator, the Kafka service and anyone holding NumPy data:
-  ``learn_many``, ``predict_many`` and ``test_then_train_many`` on a CSR :class:`~ihomer.stream.Batch`.
+  ``learn_many``, ``predict_many`` and ``test_then_train_many`` on a CSR
+  :class:`~ihomer.stream.Batch`.
 
 Learners work internally on integer feature and label ids. A :class:`Vocabulary` maps names to
 ids and grows when a new name appears, so the label set (and the feature set) may grow while
@@ -74,7 +75,8 @@ class Predictions:
         return self.label_ids[self.indptr[i] : self.indptr[i + 1]]
 
     @classmethod
-    def from_rows(cls, rows: list[np.ndarray], scores: list[np.ndarray] | None = None) -> Predictions:
+    def from_rows(cls, rows: list[np.ndarray],
+                  scores: list[np.ndarray] | None = None) -> Predictions:
         indptr = np.zeros(len(rows) + 1, dtype=PTR_DTYPE)
         np.cumsum([len(r) for r in rows], out=indptr[1:])
         ids = np.concatenate(rows).astype(INDEX_DTYPE) if rows else np.zeros(0, INDEX_DTYPE)
@@ -142,10 +144,12 @@ class MultiLabelLearner:
         nl = int(batch.label_ids.max()) + 1 if len(batch.label_ids) else 0
         if nf > len(self.feature_vocab) or nl > len(self.label_vocab):
             # Ids beyond the vocabulary: give them placeholder names so both faces agree.
-            for i in range(len(self.feature_vocab), nf):
-                self.feature_vocab.add(f"f{i}")
-            for i in range(len(self.label_vocab), nl):
-                self.label_vocab.add(f"l{i}")
+            for vocab, n, prefix in ((self.feature_vocab, nf, "f"), (self.label_vocab, nl, "l")):
+                for i in range(len(vocab), n):
+                    name = f"{prefix}{i}"
+                    while name in vocab:  # never let a placeholder alias a real name
+                        name = "_" + name
+                    vocab.add(name)
         self._ensure(len(self.feature_vocab), len(self.label_vocab))
 
     @property
@@ -222,7 +226,8 @@ class MultiLabelLearner:
         return Batch(np.array([0, len(items)]), idx, val, np.zeros(2, PTR_DTYPE),
                      np.zeros(0, INDEX_DTYPE))
 
-    def learn_one(self, x: Mapping[FeatureKey, float], y: Mapping[Label, bool] | Iterable[Label]) -> None:
+    def learn_one(self, x: Mapping[FeatureKey, float],
+                  y: Mapping[Label, bool] | Iterable[Label]) -> None:
         """Learn one instance; new features and new labels get ids on the fly."""
         row = self._row_from_x(x, grow=True)
         lab = sorted({self.label_vocab.add(name) for name in _labels_from_y(y)})
@@ -251,6 +256,36 @@ class MultiLabelLearner:
         p = self._predict_batch(self._row_from_x(x, grow=False))
         on = set(p.row(0).tolist())
         return {name: (i in on) for i, name in enumerate(self.label_vocab.names)}
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """The vocabularies and sizes as JSON values (the part of the state every learner has).
+
+        This is half of the learner state protocol of ``ihomer.connectors.checkpoint``: a
+        subclass whose whole model is JSON values and NumPy arrays overrides ``state_dict`` and
+        ``from_state_dict``, calling these, and so opts in to the safe checkpoint format. The
+        base versions alone do not opt in, since they would drop the model itself.
+        """
+        for vocab, what in ((self.feature_vocab, "feature"), (self.label_vocab, "label")):
+            for name in vocab.names:
+                if not isinstance(name, str | int):
+                    raise TypeError(f"{what} name {name!r} is not a string or an integer, so "
+                                    f"the vocabulary cannot be saved as JSON")
+        return {
+            "feature_names": list(self.feature_vocab.names),
+            "label_names": list(self.label_vocab.names),
+            "n_features": self._n_features,
+            "n_labels": self._n_labels,
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> MultiLabelLearner:
+        """A new learner (built with no arguments) holding the vocabularies of ``state``."""
+        learner = cls()
+        learner.feature_vocab = Vocabulary(state["feature_names"])
+        learner.label_vocab = Vocabulary(state["label_names"])
+        learner._ensure(int(state["n_features"]), int(state["n_labels"]))
+        return learner
 
     # ------------------------------------------------------------------ reporting
     def params(self) -> dict[str, Any]:

@@ -45,6 +45,14 @@ class NoOp(MultiLabelLearner):
 
     _test_then_train_batch = _predict_batch
 
+    def state_dict(self) -> dict[str, Any]:
+        """Only the vocabularies: there is no model (opts in to safe checkpoints)."""
+        return super().state_dict()
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> NoOp:
+        return super().from_state_dict(state)  # type: ignore[return-value]
+
 
 class MajorityLabelset(MultiLabelLearner):
     """Predicts the labelset seen most often so far (ties: the one that got there first).
@@ -83,6 +91,30 @@ class MajorityLabelset(MultiLabelLearner):
             rows.append(np.asarray(self._best, dtype=INDEX_DTYPE))
             self._learn_row(tuple(li[lp[i]: lp[i + 1]]))
         return Predictions.from_rows(rows, [np.ones(len(r)) for r in rows])
+
+    def state_dict(self) -> dict[str, Any]:
+        """Vocabularies plus the labelset counts as CSR arrays, in first-seen order."""
+        sets = list(self._counts)
+        indptr = np.zeros(len(sets) + 1, dtype=PTR_DTYPE)
+        np.cumsum([len(t) for t in sets], out=indptr[1:])
+        return {
+            **super().state_dict(),
+            "labelset_indptr": indptr,
+            "labelset_ids": np.asarray([i for t in sets for i in t], dtype=INDEX_DTYPE),
+            "labelset_counts": np.asarray([self._counts[t] for t in sets], dtype=np.int64),
+            "best": list(self._best),
+            "best_count": self._best_count,
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> MajorityLabelset:
+        learner: MajorityLabelset = super().from_state_dict(state)  # type: ignore[assignment]
+        ptr, ids = state["labelset_indptr"], state["labelset_ids"].tolist()
+        for k, c in enumerate(state["labelset_counts"].tolist()):
+            learner._counts[tuple(ids[ptr[k]: ptr[k + 1]])] = int(c)
+        learner._best = tuple(int(i) for i in state["best"])
+        learner._best_count = int(state["best_count"])
+        return learner
 
 
 class BinaryRelevance(MultiLabelLearner):

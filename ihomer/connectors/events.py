@@ -1,0 +1,284 @@
+"""The event contract of the Kafka service: what a message on the input topic may carry.
+
+A message is one JSON object (UTF-8)::
+
+    {"id": "e17", "features": [0.1, 0.0, 3.2], "labels": ["rock", "happy"]}
+    {"id": "e18", "features": {"3": 1.0, "907": 2.0}}             # sparse {index: value}
+    {"id": "e19", "features": {"tempo": 0.4, "energy": 0.9}, "text": "..."}   # named
+    {"id": "e18", "labels": ["sad"]}                               # the labels of e18, later
+
+* ``id`` (string or integer): the event id, echoed in the prediction and used to join labels
+  that arrive later. Producers should also use it as the Kafka key, so that an event and its
+  delayed labels land in the same partition (and so at the same service instance).
+* ``features``: a dense list (one value per feature, in schema order), a sparse object whose
+  keys are decimal feature indices, or an object keyed by feature name. ``feature_keys`` decides
+  how an object's keys are read: ``auto`` (indices when every key is a decimal integer),
+  ``index`` or ``name``. Values are finite numbers. Zeros are dropped ("absent means 0", the
+  convention of every reader and of the learners' river face), so a dense and a sparse message
+  of one instance give the same row, and the rows equal those of an offline replay.
+* ``text`` (optional string): raw text. When the service has a featurizer, the features of an
+  event with text are computed from it (see :mod:`ihomer.stream.featurize`), so an event may
+  carry text instead of features; without one, the text is carried along unused.
+* ``labels`` (optional list of label names): present means "learn this event" (test-then-train
+  when features came too); absent or ``null`` means "predict only".
+
+Other top-level fields are ignored, so producers may add their own. Anything that does not fit
+is rejected with one of the :data:`REASONS`, which the service sends to the dead-letter topic
+with the original bytes. Parsing is strict on purpose: a string where a number belongs is a
+producer bug to surface, not a value to guess.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ihomer.learners.base import Vocabulary
+from ihomer.stream.base import INDEX_DTYPE, VALUE_DTYPE
+
+#: Why a message was dead-lettered (each has a counter in the service's metrics).
+REASONS: tuple[str, ...] = (
+    "oversized",          # more bytes than max_message_bytes
+    "empty",              # a record with no value (a tombstone)
+    "malformed_json",     # not UTF-8 JSON
+    "not_an_object",      # JSON, but not an object
+    "missing_field",      # no id, or neither features, text nor labels
+    "wrong_type",         # a field of the wrong JSON type
+    "non_finite",         # NaN or an infinity among the feature values
+    "wrong_dimension",    # a dense row whose length differs from the schema's feature count
+    "bad_feature_index",  # a sparse index that is negative, too large or repeated
+    "unknown_feature",    # a feature name or index the model does not know (policy: reject)
+    "unknown_event",      # labels for an id that is not waiting for labels
+    "duplicate_event",    # features for an id already waiting for its labels
+)
+
+UNKNOWN_FEATURE_POLICIES = ("add", "ignore", "reject")
+FEATURE_KEY_MODES = ("auto", "index", "name")
+
+
+class Rejected(ValueError):
+    """A message that breaks the contract: ``reason`` is one of :data:`REASONS`."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+@dataclass
+class Event:
+    """One parsed message. ``indices is None`` for a labels-only message."""
+
+    event_id: str
+    indices: np.ndarray | None
+    values: np.ndarray | None
+    labels: np.ndarray | None
+    text: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """``full`` (test-then-train), ``predict`` (no labels yet) or ``labels`` (join)."""
+        if self.indices is None:
+            return "labels"
+        return "predict" if self.labels is None else "full"
+
+
+def _number(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Rejected("wrong_type", f"{where}: expected a number, got {type(value).__name__}")
+    try:
+        x = float(value)
+    except OverflowError:
+        raise Rejected("non_finite", f"{where}: {value} does not fit a float") from None
+    if not math.isfinite(x):
+        raise Rejected("non_finite", f"{where}: {x} is not finite")
+    return x
+
+
+def _plain_numbers(values: list[object]) -> np.ndarray | None:
+    """``values`` as floats when all are finite ints or floats (not bools), else ``None``."""
+    if not all(type(v) is float or type(v) is int for v in values):
+        return None
+    try:
+        arr = np.asarray(values, dtype=VALUE_DTYPE)
+    except OverflowError:
+        return None
+    return arr if np.isfinite(arr).all() else None
+
+
+class EventParser:
+    """Turns message bytes into :class:`Event` rows with the model's feature and label ids.
+
+    Parameters
+    ----------
+    feature_vocab, label_vocab
+        The learner's vocabularies. New label names are added (a label may appear at any time);
+        new feature names follow ``unknown_features``.
+    n_features
+        The schema's feature count when the service was started with a schema: dense rows must
+        have exactly this length and indices must be below it. ``None``: no schema, any length.
+    unknown_features
+        ``add`` a new name (or index) to the vocabulary, ``ignore`` it (it is counted in
+        :attr:`ignored_features`), or ``reject`` the message (``unknown_feature``).
+    feature_keys
+        How to read the keys of a ``features`` object (see the module docstring).
+    max_message_bytes
+        Larger messages are rejected unread (``oversized``).
+    max_feature_index
+        Without a schema, the largest sparse index accepted, so that one bad message cannot
+        make a learner allocate a billion columns.
+    """
+
+    def __init__(
+        self,
+        feature_vocab: Vocabulary,
+        label_vocab: Vocabulary,
+        *,
+        n_features: int | None = None,
+        unknown_features: str = "add",
+        feature_keys: str = "auto",
+        max_message_bytes: int = 1_000_000,
+        max_feature_index: int = 1 << 20,
+    ) -> None:
+        if unknown_features not in UNKNOWN_FEATURE_POLICIES:
+            raise ValueError(f"unknown_features must be one of {UNKNOWN_FEATURE_POLICIES}, "
+                             f"got {unknown_features!r}")
+        if feature_keys not in FEATURE_KEY_MODES:
+            raise ValueError(f"feature_keys must be one of {FEATURE_KEY_MODES}, "
+                             f"got {feature_keys!r}")
+        self.feature_vocab = feature_vocab
+        self.label_vocab = label_vocab
+        self.n_features = n_features
+        self.unknown_features = unknown_features
+        self.feature_keys = feature_keys
+        self.max_message_bytes = max_message_bytes
+        self.max_feature_index = max_feature_index if n_features is None else n_features - 1
+        self.ignored_features = 0
+
+    def parse(self, value: bytes | None) -> Event:
+        """Parse one message; raise :class:`Rejected` naming the field that breaks the contract."""
+        if value is None or len(value) == 0:
+            raise Rejected("empty", "the record has no value")
+        if len(value) > self.max_message_bytes:
+            raise Rejected("oversized", f"{len(value)} bytes > max_message_bytes "
+                                        f"{self.max_message_bytes}")
+        try:
+            record = json.loads(value)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise Rejected("malformed_json", str(e)) from None
+        except RecursionError:
+            raise Rejected("malformed_json", "nested too deeply") from None
+        if not isinstance(record, dict):
+            raise Rejected("not_an_object", f"expected a JSON object, got {type(record).__name__}")
+
+        raw_id = record.get("id")
+        if raw_id is None:
+            raise Rejected("missing_field", "field 'id' is missing")
+        if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+            raise Rejected("wrong_type", f"field 'id': expected a string or an integer, "
+                                         f"got {type(raw_id).__name__}")
+        event_id = str(raw_id)
+
+        text = record.get("text")
+        if text is not None and not isinstance(text, str):
+            raise Rejected("wrong_type", f"event {event_id!r}, field 'text': expected a string, "
+                                         f"got {type(text).__name__}")
+        raw_labels = record.get("labels")
+        if raw_labels is not None and (not isinstance(raw_labels, list)
+                                       or not all(isinstance(x, str) for x in raw_labels)):
+            raise Rejected("wrong_type", f"event {event_id!r}, field 'labels': expected a list "
+                                         f"of label names (strings)")
+        raw_features = record.get("features")
+        if raw_features is None and text is None and raw_labels is None:
+            raise Rejected("missing_field", f"event {event_id!r}: no 'features', 'text' or "
+                                            f"'labels'")
+
+        indices: np.ndarray | None = None
+        values: np.ndarray | None = None
+        if raw_features is not None:
+            indices, values = self._features(raw_features, event_id)
+        elif text is not None:
+            indices, values = np.zeros(0, INDEX_DTYPE), np.zeros(0, VALUE_DTYPE)
+        # Labels last: a rejected message must not grow the label vocabulary.
+        labels = None
+        if raw_labels is not None:
+            labels = np.asarray(sorted({self.label_vocab.add(x) for x in raw_labels}),
+                                dtype=INDEX_DTYPE)
+        return Event(event_id, indices, values, labels, text)
+
+    def _features(self, raw: object, event_id: str) -> tuple[np.ndarray, np.ndarray]:
+        where = f"event {event_id!r}, field 'features'"
+        if isinstance(raw, list):
+            if self.n_features is not None and len(raw) != self.n_features:
+                raise Rejected("wrong_dimension", f"{where}: {len(raw)} values, the schema has "
+                                                  f"{self.n_features} features")
+            if self.n_features is None and len(raw) > self.max_feature_index + 1:
+                raise Rejected("bad_feature_index", f"{where}: {len(raw)} values > "
+                                                    f"{self.max_feature_index + 1}")
+            vals = _plain_numbers(raw)
+            if vals is None:
+                vals = np.asarray([_number(v, f"{where}[{i}]") for i, v in enumerate(raw)],
+                                  dtype=VALUE_DTYPE)
+            keep = np.flatnonzero(vals)
+            return keep.astype(INDEX_DTYPE), vals[keep]
+        if not isinstance(raw, dict):
+            raise Rejected("wrong_type", f"{where}: expected a list or an object, "
+                                         f"got {type(raw).__name__}")
+        decimal = self.feature_keys != "name" and all(k.isdecimal() for k in raw)
+        by_index = self.feature_keys == "index" or (self.feature_keys == "auto" and decimal)
+        if by_index and decimal:
+            fast = self._fast_sparse(raw)
+            if fast is not None:
+                return fast
+        pairs: dict[int, float] = {}
+        for key, v in raw.items():
+            x = _number(v, f"{where}[{key!r}]")
+            fid = self._index(key, where) if by_index else self._name(key, where)
+            if fid is None:
+                continue
+            if fid in pairs:
+                raise Rejected("bad_feature_index", f"{where}: feature {key!r} given twice")
+            pairs[fid] = x
+        ids = sorted(i for i, x in pairs.items() if x != 0.0)
+        return (np.asarray(ids, dtype=INDEX_DTYPE),
+                np.asarray([pairs[i] for i in ids], dtype=VALUE_DTYPE))
+
+    def _fast_sparse(self, raw: dict[str, object]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The common valid ``{index: value}`` row, vectorised; ``None`` sends anything unusual
+        (a bad value, an index out of range or repeated) to the loop that names the culprit."""
+        vals = _plain_numbers(list(raw.values()))
+        if vals is None:
+            return None
+        ids = np.fromiter(map(int, raw), dtype=np.int64, count=len(raw))
+        if len(ids) and (ids.max() > self.max_feature_index or len(np.unique(ids)) != len(ids)):
+            return None
+        order = np.argsort(ids, kind="stable")
+        ids, vals = ids[order], vals[order]
+        keep = vals != 0.0
+        return ids[keep].astype(INDEX_DTYPE), vals[keep]
+
+    def _index(self, key: str, where: str) -> int | None:
+        if not key.isdecimal():
+            raise Rejected("bad_feature_index", f"{where}: key {key!r} is not a feature index")
+        fid = int(key)
+        if fid > self.max_feature_index:
+            return self._unknown(f"{where}: index {fid} is beyond the last feature "
+                                 f"({self.max_feature_index})", allow_add=False)
+        return fid
+
+    def _name(self, key: str, where: str) -> int | None:
+        fid = self.feature_vocab.get(key)
+        if fid is not None:
+            return fid
+        if self.unknown_features == "add":
+            return self.feature_vocab.add(key)
+        return self._unknown(f"{where}: unknown feature {key!r}", allow_add=True)
+
+    def _unknown(self, detail: str, allow_add: bool) -> None:
+        if self.unknown_features == "reject" or (self.unknown_features == "add" and not allow_add):
+            raise Rejected("unknown_feature", detail)
+        self.ignored_features += 1
+        return None

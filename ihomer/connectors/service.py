@@ -1,0 +1,636 @@
+"""``ihomer serve``: a long-running consumer that predicts and learns from a Kafka topic.
+
+Per polled batch and partition, in record order, the service parses each record (rejects go to
+the dead-letter topic), groups consecutive events of one kind into runs and hands each run to
+the learner's array face:
+
+* ``full`` events (features and labels): ``test_then_train_many``, the exact prequential
+  protocol, so the predictions and metrics equal an offline ``ihomer replay`` of the same stream;
+* ``predict`` events (no labels yet): ``predict_many``; the event waits in a bounded *join
+  buffer* for its labels, and is evicted (counted as "labels never came") when the buffer is full;
+* ``labels`` events (an id and labels): the waiting event is learned with ``learn_many`` and its
+  earlier prediction is scored in the prequential metrics.
+
+**Commit protocol.** The learner, the metrics, the join buffer and the offsets they cover (the
+next offset of every partition processed) are checkpointed every ``checkpoint_every`` records,
+when partitions are revoked, and on SIGTERM/SIGINT. A checkpoint first flushes the producer (so
+every prediction and dead letter it covers is in Kafka), then writes the checkpoint durably, and
+only then commits the offsets to the consumer group. After a crash the service reloads the
+newest checkpoint and seeks every partition it covers to the checkpoint's offset, whatever the
+group committed: the model learns every event exactly once, while predictions and dead letters
+of the records after the checkpoint are sent again (at-least-once output, with the same content
+since replaying from a checkpoint is deterministic). Partitions the checkpoint does not cover
+start at the group's committed offset (another instance's work) or at ``auto_offset_reset``.
+
+With several instances in one group, each owns a model trained on the partitions it holds and
+its own checkpoint directory; key events by id so that delayed labels meet their event.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import numpy as np
+
+from ihomer import __version__
+from ihomer.connectors.checkpoint import CheckpointError, CheckpointStore, supports_state
+from ihomer.connectors.config import ServiceConfig
+from ihomer.connectors.events import REASONS, Event, EventParser, Rejected
+from ihomer.connectors.metrics import ServiceMetrics, model_stat
+from ihomer.evaluate.metrics import MultiLabelMetrics
+from ihomer.learners.base import MultiLabelLearner, Predictions
+from ihomer.learners.registry import make
+from ihomer.stream.base import INDEX_DTYPE, PTR_DTYPE, VALUE_DTYPE, Batch
+
+DEBUG_PAUSE_ENV = "IHOMER_DEBUG_PAUSE"
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+
+class JsonLog:
+    """One JSON object per line on stderr: machine-readable, and one line per event."""
+
+    def __init__(self, level: str = "info", out: TextIO | None = None) -> None:
+        if level not in _LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(_LEVELS)}, got {level!r}")
+        self.level = _LEVELS[level]
+        self.out = out or sys.stderr
+
+    def __call__(self, event: str, level: str = "info", **fields: Any) -> None:
+        if _LEVELS[level] < self.level:
+            return
+        line = {"ts": round(time.time(), 3), "level": level, "event": event, **fields}
+        self.out.write(json.dumps(line, default=str) + "\n")
+        self.out.flush()
+
+
+def _debug_pauses() -> dict[str, tuple[float, int]]:
+    """``IHOMER_DEBUG_PAUSE=stage:seconds[@n],...``: a test hook that sleeps at ``checkpoint``
+    (inside the write, before the manifest's rename), ``commit`` (checkpoint durable, offsets
+    not yet committed) or ``batch`` (after each polled batch), from the n-th time on (default
+    1), so that a test can kill the process at that exact point."""
+    out = {}
+    for part in filter(None, os.environ.get(DEBUG_PAUSE_ENV, "").split(",")):
+        stage, _, rest = part.partition(":")
+        seconds, _, nth = rest.partition("@")
+        out[stage.strip()] = (float(seconds or 0), int(nth or 1))
+    return out
+
+
+@dataclass
+class Pending:
+    """A predicted event waiting for its labels."""
+
+    indices: np.ndarray
+    values: np.ndarray
+    predicted: np.ndarray
+    text: str | None
+    partition: int
+    offset: int
+
+
+class JoinBuffer:
+    """Predicted events by id, oldest first, at most ``capacity`` of them."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 0:
+            raise ValueError(f"join_buffer must be >= 0, got {capacity}")
+        self.capacity = capacity
+        self.rows: OrderedDict[str, Pending] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __contains__(self, event_id: str) -> bool:
+        return event_id in self.rows
+
+    def add(self, event_id: str, row: Pending) -> list[str]:
+        """Add a row; return the ids evicted to make room (their labels never came)."""
+        if self.capacity == 0:
+            return [event_id]
+        self.rows[event_id] = row
+        evicted = []
+        while len(self.rows) > self.capacity:
+            evicted.append(self.rows.popitem(last=False)[0])
+        return evicted
+
+    def pop(self, event_id: str) -> Pending | None:
+        return self.rows.pop(event_id, None)
+
+    def state(self) -> dict[str, Any]:
+        rows = list(self.rows.values())
+
+        def ptr(parts: list[np.ndarray]) -> np.ndarray:
+            out = np.zeros(len(parts) + 1, dtype=PTR_DTYPE)
+            np.cumsum([len(p) for p in parts], out=out[1:])
+            return out
+
+        def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+        return {
+            "ids": list(self.rows),
+            "indptr": ptr([r.indices for r in rows]),
+            "indices": cat([r.indices for r in rows], INDEX_DTYPE),
+            "values": cat([r.values for r in rows], VALUE_DTYPE),
+            "pred_indptr": ptr([r.predicted for r in rows]),
+            "pred_ids": cat([r.predicted for r in rows], INDEX_DTYPE),
+            "texts": [r.text for r in rows],
+            "partitions": np.asarray([r.partition for r in rows], dtype=np.int64),
+            "offsets": np.asarray([r.offset for r in rows], dtype=np.int64),
+        }
+
+    def load(self, s: dict[str, Any]) -> None:
+        ip, pp = s["indptr"], s["pred_indptr"]
+        for k, eid in enumerate(s["ids"]):
+            self.rows[eid] = Pending(
+                s["indices"][ip[k]: ip[k + 1]], s["values"][ip[k]: ip[k + 1]],
+                s["pred_ids"][pp[k]: pp[k + 1]], s["texts"][k], int(s["partitions"][k]),
+                int(s["offsets"][k]))
+
+
+def _batch(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, str | None]],
+           ids: list[str]) -> Batch:
+    """A CSR batch from ``(indices, values, label_ids, text)`` rows."""
+    n = len(rows)
+    indptr = np.zeros(n + 1, dtype=PTR_DTYPE)
+    label_indptr = np.zeros(n + 1, dtype=PTR_DTYPE)
+    np.cumsum([len(r[0]) for r in rows], out=indptr[1:])
+    np.cumsum([len(r[2]) for r in rows], out=label_indptr[1:])
+    texts = [r[3] for r in rows]
+    return Batch(
+        indptr=indptr,
+        indices=np.concatenate([r[0] for r in rows]) if n else np.zeros(0, INDEX_DTYPE),
+        values=np.concatenate([r[1] for r in rows]) if n else np.zeros(0, VALUE_DTYPE),
+        label_indptr=label_indptr,
+        label_ids=np.concatenate([r[2] for r in rows]) if n else np.zeros(0, INDEX_DTYPE),
+        event_ids=ids,
+        texts=None if all(t is None for t in texts) else [t or "" for t in texts],
+    )
+
+
+_NO_LABELS = np.zeros(0, dtype=INDEX_DTYPE)
+
+
+class Service:
+    """The consumer service; :meth:`run` blocks until SIGTERM/SIGINT or ``idle_exit``."""
+
+    def __init__(self, cfg: ServiceConfig, log: JsonLog | None = None) -> None:
+        self.cfg = cfg
+        self.log = log or JsonLog(cfg.log_level)
+        self.pauses = _debug_pauses()
+        self._pause_counts: dict[str, int] = {}
+        if cfg.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {cfg.checkpoint_every}")
+        self.learner: MultiLabelLearner = make(cfg.learner, cfg.params, seed=cfg.seed)
+        self.universe = 0
+        n_features = None
+        schema = None
+        if cfg.schema_from:
+            from ihomer.stream.sources import open_stream
+
+            schema = open_stream(cfg.schema_from, labels=cfg.labels).schema
+        # The replay's policy: a raw-text stream is hashed unless a featurizer is named.
+        spec = cfg.featurizer
+        if spec is None and schema is not None and schema.text and schema.n_features == 0:
+            spec = "hashing"
+        self.featurizer = None
+        self.featurizer_spec = {"spec": spec, "params": cfg.featurizer_params}
+        if spec is not None:
+            from ihomer.stream.featurize import make_featurizer
+
+            self.featurizer = make_featurizer(spec, cfg.featurizer_params)
+        elif cfg.featurizer_params:
+            raise ValueError("featurizer_params given but no featurizer")
+        if schema is not None:
+            if self.featurizer is not None:
+                schema = self.featurizer.schema(schema)
+            n_features = schema.n_features
+            self.universe = schema.n_labels
+        self.quality = MultiLabelMetrics()
+        self.join = JoinBuffer(cfg.join_buffer)
+        self.positions: dict[tuple[str, int], int] = {}
+        self.counters: dict[str, Any] = {"events_in": 0, "predictions": 0, "learned": 0,
+                                         "labels_never_came": 0,
+                                         "dead_letters": dict.fromkeys(REASONS, 0)}
+        self.store: CheckpointStore | None = None
+        if cfg.checkpoint_dir:
+            if not (cfg.allow_pickle or supports_state(self.learner)):
+                # Refuse now rather than at the first checkpoint, after work that would be lost.
+                raise CheckpointError(
+                    f"learner {cfg.learner!r} has no state_dict/from_state_dict, so it can only "
+                    f"be checkpointed with pickle; pass --allow-pickle to accept that")
+            self.store = CheckpointStore(cfg.checkpoint_dir, allow_pickle=cfg.allow_pickle,
+                                         pause=lambda: self._pause("checkpoint"))
+            self._restore()
+        else:
+            self.log("no_checkpoint_dir", "warning",
+                     detail="state will not survive a restart; offsets are committed after each "
+                            "flush, so a restart starts a fresh model at the committed offsets")
+        if schema is not None:
+            self.learner.bind(schema)  # after a restore this checks that the ids still agree
+        self.parser = EventParser(
+            self.learner.feature_vocab, self.learner.label_vocab, n_features=n_features,
+            unknown_features=cfg.unknown_feature_policy(), feature_keys=cfg.feature_keys,
+            max_message_bytes=cfg.max_message_bytes)
+        self.parser.ignored_features = int(self.counters.get("ignored_features", 0))
+        self.metrics = ServiceMetrics() if cfg.metrics_port else None
+        self._stop = False
+        self._failed = False
+        self._send_error: BaseException | None = None
+        self._since_checkpoint = 0
+        self._consumer: Any = None
+        self._producer: Any = None
+
+    # ------------------------------------------------------------------ state
+    def _restore(self) -> None:
+        assert self.store is not None
+        loaded = self.store.load_latest()
+        if loaded is None:
+            self.log("checkpoint_none", directory=str(self.store.directory))
+            return
+        meta = loaded.manifest["meta"]
+        for key, mine in (("learner", self.cfg.learner), ("params", self.cfg.params),
+                          ("seed", self.cfg.seed), ("featurizer", self.featurizer_spec)):
+            if meta.get(key) != json.loads(json.dumps(mine)):  # as JSON: tuples are lists
+                raise CheckpointError(
+                    f"{loaded.path}: written with {key}={meta.get(key)!r}, but the service runs "
+                    f"with {key}={mine!r}; use the same settings or another --checkpoint-dir")
+        if loaded.learner is not None:
+            if type(loaded.learner) is not type(self.learner):
+                raise CheckpointError(
+                    f"{loaded.path}: holds a {type(loaded.learner).__name__}, not the "
+                    f"{type(self.learner).__name__} of {self.cfg.learner!r}")
+            self.learner = loaded.learner
+        else:
+            assert loaded.learner_state is not None
+            self.learner = type(self.learner).from_state_dict(loaded.learner_state)
+        st = loaded.state
+        self.quality = MultiLabelMetrics.from_state_dict(st["metrics"])
+        self.join.load(st["join"])
+        self.counters.update(st["counters"])
+        self.universe = max(self.universe, int(st["universe"]))
+        self.positions = {(t, int(p)): int(o) for t, parts in meta["offsets"].items()
+                          for p, o in parts.items()}
+        self.log("checkpoint_loaded", path=str(loaded.path), events_learned=meta["events_learned"],
+                 offsets=meta["offsets"])
+
+    def _offsets_json(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for (t, p), o in sorted(self.positions.items()):
+            out.setdefault(t, {})[str(p)] = o
+        return out
+
+    def checkpoint(self, reason: str) -> None:
+        """Flush outputs, write a durable checkpoint, then commit the offsets it covers."""
+        t0 = time.perf_counter()
+        self._producer.flush()
+        if self._send_error is not None:
+            raise RuntimeError(f"a message could not be sent: {self._send_error}")
+        self.counters["ignored_features"] = self.parser.ignored_features
+        path = None
+        if self.store is not None:
+            meta = {"learner": self.cfg.learner, "params": self.cfg.params, "seed": self.cfg.seed,
+                    "featurizer": self.featurizer_spec, "offsets": self._offsets_json(),
+                    "events_learned": self.counters["learned"],
+                    "input_topic": self.cfg.input_topic, "group_id": self.cfg.group_id}
+            state = {"metrics": self.quality.state_dict(), "join": self.join.state(),
+                     "counters": self.counters, "universe": self.universe}
+            path = self.store.save(meta, state, self.learner)
+            self._pause("commit")
+        self._commit()
+        self._since_checkpoint = 0
+        seconds = time.perf_counter() - t0
+        if self.metrics is not None:
+            self.metrics.checkpoints.inc()
+            self.metrics.checkpoint_seconds.observe(seconds)
+        self.log("checkpoint", reason=reason, path=str(path) if path else None,
+                 events_learned=self.counters["learned"], offsets=self._offsets_json(),
+                 seconds=round(seconds, 4))
+
+    def _commit(self) -> None:
+        from kafka import OffsetAndMetadata, TopicPartition
+
+        owned = self._consumer.assignment()
+        offsets = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                   for (t, p), o in self.positions.items() if TopicPartition(t, p) in owned}
+        if not offsets:
+            return
+        try:
+            self._consumer.commit(offsets)
+        except Exception as e:  # the checkpoint is the truth; the group catches up next time
+            self.log("commit_failed", "warning", error=repr(e))
+
+    def _pause(self, stage: str) -> None:
+        if stage not in self.pauses:
+            return
+        seconds, nth = self.pauses[stage]
+        self._pause_counts[stage] = self._pause_counts.get(stage, 0) + 1
+        if self._pause_counts[stage] >= nth:
+            self.log("debug_pause", stage=stage, seconds=seconds,
+                     events_learned=self.counters["learned"])
+            time.sleep(seconds)
+
+    # ------------------------------------------------------------------ output
+    def _on_send_error(self, exc: BaseException) -> None:
+        self._send_error = exc
+
+    def _send(self, topic: str, key: bytes | None, value: bytes,
+              headers: list[tuple[str, bytes]] | None = None) -> None:
+        fut = self._producer.send(topic, key=key, value=value, headers=headers)
+        fut.add_errback(self._on_send_error)
+
+    def _dead_letter(self, rec: Any, reason: str, detail: str) -> None:
+        self.counters["dead_letters"][reason] += 1
+        if self.metrics is not None:
+            self.metrics.dead_letters.labels(reason).inc()
+        self.log("dead_letter", "debug", reason=reason, detail=detail, partition=rec.partition,
+                 offset=rec.offset)
+        value = rec.value or b""
+        headers = [
+            ("ihomer.reason", reason.encode()),
+            ("ihomer.error", detail.encode()),
+            ("ihomer.source.topic", rec.topic.encode()),
+            ("ihomer.source.partition", str(rec.partition).encode()),
+            ("ihomer.source.offset", str(rec.offset).encode()),
+        ]
+        if len(value) > self.cfg.max_message_bytes:
+            # An oversized record would be refused by the producer too, which would stop the
+            # service; its head goes out, and the source position finds the whole record.
+            headers.append(("ihomer.truncated_from", str(len(value)).encode()))
+            value = value[: self.cfg.max_message_bytes]
+        self._send(self.cfg.dead_letter_topic, rec.key, value, headers)
+
+    def _emit(self, events: list[Event], recs: list[Any], pred: Predictions,
+              versions: list[int], learned: bool, t_poll: float) -> None:
+        names = self.learner.label_vocab.names
+        scores = pred.scores
+        ptr, ids = pred.indptr.tolist(), pred.label_ids.tolist()
+        sc = scores.tolist() if scores is not None else None
+        now = time.perf_counter()
+        latency = now - t_poll
+        for i, (ev, rec) in enumerate(zip(events, recs, strict=True)):
+            a, b = ptr[i], ptr[i + 1]
+            labels = [names[j] for j in ids[a:b]]
+            out = {
+                "id": ev.event_id,
+                "labels": labels,
+                "scores": dict(zip(labels, sc[a:b] if sc is not None else [1.0] * (b - a),
+                                   strict=True)),
+                "model_version": versions[i],
+                "latency_ms": round(latency * 1000, 3),
+                "learned": learned,
+                "partition": rec.partition,
+                "offset": rec.offset,
+            }
+            self._send(self.cfg.output_topic, rec.key, json.dumps(out).encode())
+        self.counters["predictions"] += len(events)
+        if self.metrics is not None:
+            self.metrics.predictions_out.inc(len(events))
+            for _ in events:
+                self.metrics.latency.observe(latency)
+
+    def _score(self, true_ptr: np.ndarray, true_ids: np.ndarray, pred: Predictions) -> None:
+        n_labels = max(self.universe, self.learner.n_labels)
+        self.quality.update(true_ptr, true_ids, pred.indptr, pred.label_ids, n_labels)
+
+    # ------------------------------------------------------------------ processing
+    def process(self, records: list[Any], t_poll: float) -> None:
+        """Handle the records of one partition, in offset order."""
+        kind: str | None = None
+        run: list[tuple[Event, Any]] = []
+        for rec in records:
+            try:
+                ev = self.parser.parse(rec.value)
+            except Rejected as r:
+                self._dead_letter(rec, r.reason, r.detail)
+                continue
+            if ev.kind != kind and run:
+                self._flush(kind, run, t_poll)  # type: ignore[arg-type]
+                run = []
+            kind = ev.kind
+            run.append((ev, rec))
+        if run:
+            self._flush(kind, run, t_poll)  # type: ignore[arg-type]
+        last = records[-1]
+        self.positions[(last.topic, last.partition)] = last.offset + 1
+        self.counters["events_in"] += len(records)
+        self._since_checkpoint += len(records)
+        if self.metrics is not None:
+            self.metrics.events_in.inc(len(records))
+
+    def _featurize(self, events: list[Event]) -> None:
+        """Features from the text of the events that carry one (they replace any given)."""
+        if self.featurizer is None:
+            return
+        texted = [e for e in events if e.text is not None]
+        if not texted:
+            return
+        x = self.featurizer.transform([e.text for e in texted])  # type: ignore[misc]
+        ptr = x.indptr.tolist()
+        for k, e in enumerate(texted):
+            e.indices = x.indices[ptr[k]: ptr[k + 1]]
+            e.values = x.values[ptr[k]: ptr[k + 1]]
+
+    def _flush(self, kind: str, run: list[tuple[Event, Any]], t_poll: float) -> None:
+        if kind != "labels":
+            self._featurize([e for e, _ in run])
+        if kind == "full":
+            self._test_then_train(run, t_poll)
+        elif kind == "predict":
+            self._predict(run, t_poll)
+        else:
+            self._join(run)
+
+    def _timed(self, hist: Any, fn: Any, batch: Batch) -> Any:
+        t0 = time.perf_counter()
+        out = fn(batch)
+        if self.metrics is not None:
+            hist.observe(time.perf_counter() - t0)
+        return out
+
+    def _test_then_train(self, run: list[tuple[Event, Any]], t_poll: float) -> None:
+        events = [e for e, _ in run]
+        batch = _batch([(e.indices, e.values, e.labels, e.text) for e in events],  # type: ignore[misc]
+                       [e.event_id for e in events])
+        hist = self.metrics.predict_seconds if self.metrics else None
+        pred = self._timed(hist, self.learner.test_then_train_many, batch)
+        self._score(batch.label_indptr, batch.label_ids, pred)
+        base = self.counters["learned"]
+        self._emit(events, [r for _, r in run], pred, [base + i for i in range(len(events))],
+                   True, t_poll)
+        self._learned(len(events))
+
+    def _predict(self, run: list[tuple[Event, Any]], t_poll: float) -> None:
+        keep: list[tuple[Event, Any]] = []
+        seen: set[str] = set()
+        for ev, rec in run:
+            if ev.event_id in self.join or ev.event_id in seen:
+                self._dead_letter(rec, "duplicate_event",
+                                  f"event {ev.event_id!r} is already waiting for its labels")
+            else:
+                seen.add(ev.event_id)
+                keep.append((ev, rec))
+        if not keep:
+            return
+        events = [e for e, _ in keep]
+        batch = _batch([(e.indices, e.values, _NO_LABELS, e.text) for e in events],  # type: ignore[misc]
+                       [e.event_id for e in events])
+        hist = self.metrics.predict_seconds if self.metrics else None
+        pred = self._timed(hist, self.learner.predict_many, batch)
+        version = self.counters["learned"]
+        self._emit(events, [r for _, r in keep], pred, [version] * len(events), False, t_poll)
+        for i, (ev, rec) in enumerate(keep):
+            evicted = self.join.add(ev.event_id, Pending(
+                ev.indices, ev.values, pred.row(i).copy(), ev.text, rec.partition,  # type: ignore[arg-type]
+                rec.offset))
+            if evicted:
+                self.counters["labels_never_came"] += len(evicted)
+                if self.metrics is not None:
+                    self.metrics.labels_missing.inc(len(evicted))
+                self.log("labels_never_came", "debug", ids=evicted)
+
+    def _join(self, run: list[tuple[Event, Any]]) -> None:
+        rows, ids, preds = [], [], []
+        for ev, rec in run:
+            p = self.join.pop(ev.event_id)
+            if p is None:
+                self._dead_letter(rec, "unknown_event", f"labels for event {ev.event_id!r}, which "
+                                  f"is not waiting for labels (never seen, already learned or "
+                                  f"evicted from the join buffer)")
+                continue
+            rows.append((p.indices, p.values, ev.labels, p.text))
+            ids.append(ev.event_id)
+            preds.append(p.predicted)
+        if not rows:
+            return
+        batch = _batch(rows, ids)  # type: ignore[arg-type]
+        hist = self.metrics.learn_seconds if self.metrics else None
+        self._timed(hist, self.learner.learn_many, batch)
+        self._score(batch.label_indptr, batch.label_ids, Predictions.from_rows(preds))
+        self._learned(len(rows))
+
+    def _learned(self, n: int) -> None:
+        self.counters["learned"] += n
+        if self.metrics is not None:
+            self.metrics.learned.inc(n)
+
+    # ------------------------------------------------------------------ consumer loop
+    def _listener(self) -> Any:
+        from kafka import ConsumerRebalanceListener, TopicPartition
+
+        service = self
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked: Any) -> None:
+                # After a failure the model may hold part of a batch whose offsets were not
+                # recorded: checkpointing it would re-learn that part after the restart.
+                if revoked and service._since_checkpoint and not service._failed:
+                    try:
+                        service.checkpoint("revoked")
+                    except Exception as e:  # a failed checkpoint is retried; crash-safe anyway
+                        service.log("checkpoint_failed", "error", error=repr(e))
+                service.log("partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
+
+            def on_partitions_assigned(self, assigned: Any) -> None:
+                seeks = {}
+                for tp in assigned:
+                    offset = service.positions.get((tp.topic, tp.partition))
+                    if offset is not None:  # this model's own position wins over the group's
+                        service._consumer.seek(TopicPartition(tp.topic, tp.partition), offset)
+                        seeks[tp.partition] = offset
+                service.log("partitions_assigned",
+                            partitions=sorted(tp.partition for tp in assigned), seeks=seeks)
+
+        return Listener()
+
+    def _stop_handler(self, signum: int, frame: Any) -> None:
+        self.log("signal", signal=signal.Signals(signum).name)
+        self._stop = True
+
+    def _gauges(self) -> None:
+        assert self.metrics is not None
+        for tp in self._consumer.assignment():
+            hw = self._consumer.highwater(tp)
+            pos = self.positions.get((tp.topic, tp.partition))
+            if hw is not None and pos is not None:
+                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - pos))
+        self.metrics.pending.set(len(self.join))
+        self.metrics.ignored_features.set(self.parser.ignored_features)
+        self.metrics.model_version.set(self.counters["learned"])
+        self.metrics.update_model(self.learner, self.quality.get())
+
+    def summary(self) -> dict[str, Any]:
+        """Counters, prequential metrics and model statistics, as logged at shutdown."""
+        return {**self.counters, "ignored_features": self.parser.ignored_features,
+                "join_buffer": len(self.join), "metrics": self.quality.get(),
+                "model": {k: model_stat(self.learner, k) for k in ("clusters", "restructures",
+                                                                   "drifts")}}
+
+    def run(self) -> int:
+        from kafka import KafkaConsumer, KafkaProducer
+
+        cfg = self.cfg
+        if cfg.consumer.get("enable_auto_commit"):
+            raise ValueError("consumer option enable_auto_commit must stay off: the service "
+                             "commits offsets itself, after each durable checkpoint")
+        consumer_opts = {**cfg.consumer, "enable_auto_commit": False}
+        self._producer = KafkaProducer(bootstrap_servers=cfg.bootstrap_servers, **cfg.producer)
+        self._consumer = KafkaConsumer(bootstrap_servers=cfg.bootstrap_servers,
+                                       group_id=cfg.group_id, **consumer_opts)
+        if self.metrics is not None:
+            self.metrics.serve(cfg.metrics_host, cfg.metrics_port)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._stop_handler)
+        self._consumer.subscribe([cfg.input_topic], listener=self._listener())
+        self.log("started", version=__version__, learner=cfg.learner, group_id=cfg.group_id,
+                 input_topic=cfg.input_topic, output_topic=cfg.output_topic,
+                 dead_letter_topic=cfg.dead_letter_topic,
+                 metrics=f"http://{cfg.metrics_host}:{cfg.metrics_port}/metrics"
+                 if self.metrics else None)
+        code = 0
+        last_record = time.monotonic()
+        last_gauges = 0.0
+        try:
+            while not self._stop:
+                polled = self._consumer.poll(timeout_ms=cfg.poll_timeout_ms)
+                t_poll = time.perf_counter()
+                now = time.monotonic()
+                if self._send_error is not None:
+                    raise RuntimeError(f"a message could not be sent: {self._send_error}")
+                for records in polled.values():
+                    if records:
+                        self.process(records, t_poll)
+                if polled:
+                    last_record = now
+                    self._pause("batch")
+                elif not self._consumer.assignment():
+                    last_record = now  # idle time counts from the first assignment
+                if self._since_checkpoint >= cfg.checkpoint_every:
+                    self.checkpoint("interval")
+                if self.metrics is not None and now - last_gauges >= 1.0:
+                    self._gauges()
+                    last_gauges = now
+                if cfg.idle_exit is not None and now - last_record >= cfg.idle_exit:
+                    self.log("idle_exit", seconds=cfg.idle_exit)
+                    break
+            self.checkpoint("shutdown")
+        except Exception as e:
+            self._failed = True
+            self.log("fatal", "error", error=repr(e))
+            code = 1
+        finally:
+            self._consumer.close(autocommit=False)
+            self._producer.close(timeout=10)
+            if self.metrics is not None:
+                self.metrics.close()
+            if self.store is not None:
+                self.store.close()
+        self.log("stopped", code=code, **self.summary())
+        return code

@@ -1,0 +1,1 @@
+"""Tests of the Kafka service (real broker started by the fixtures)."""

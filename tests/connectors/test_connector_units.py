@@ -1,0 +1,268 @@
+"""The service's parts without a broker: event contract, checkpoints, configuration, producer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ihomer.connectors.checkpoint import (
+    VERSION,
+    CheckpointError,
+    CheckpointStore,
+    supports_state,
+)
+from ihomer.connectors.config import load_config
+from ihomer.connectors.events import EventParser, Rejected
+from ihomer.connectors.producer import event_messages
+from ihomer.learners.base import Vocabulary
+from ihomer.learners.baselines import MajorityLabelset, NoOp
+from ihomer.learners.registry import make
+from ihomer.stream.sources import open_stream
+
+
+def parser(**kw: object) -> EventParser:
+    return EventParser(Vocabulary(["a", "b", "c"]), Vocabulary(["x", "y"]), **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("raw", "reason"), [
+    (None, "empty"),
+    (b"x" * 2000, "oversized"),
+    (b"{nope", "malformed_json"),
+    (b"\xff\xfe{}", "malformed_json"),
+    (b"[1, 2]", "not_an_object"),
+    (b'{"features": [1, 2, 3]}', "missing_field"),
+    (b'{"id": "e"}', "missing_field"),
+    (b'{"id": 1.5, "features": [1, 2, 3]}', "wrong_type"),
+    (b'{"id": true, "features": [1, 2, 3]}', "wrong_type"),
+    (b'{"id": "e", "features": "1,2,3"}', "wrong_type"),
+    (b'{"id": "e", "features": [1, "2", 3]}', "wrong_type"),
+    (b'{"id": "e", "features": [1, 2, 3], "labels": "x"}', "wrong_type"),
+    (b'{"id": "e", "features": [1, 2, 3], "labels": [1]}', "wrong_type"),
+    (b'{"id": "e", "text": 7}', "wrong_type"),
+    (b'{"id": "e", "features": [1, NaN, 3]}', "non_finite"),
+    (b'{"id": "e", "features": [1, Infinity, 3]}', "non_finite"),
+    (b'{"id": "e", "features": [1, 1e999, 3]}', "non_finite"),
+    (b'{"id": "e", "features": [1, 2]}', "wrong_dimension"),
+    (b'{"id": "e", "features": {"1": 1, "01": 2}}', "bad_feature_index"),
+    (b'{"id": "e", "features": {"7": 1}}', "unknown_feature"),
+    (b'{"id": "e", "features": {"a": 1, "zz": 2}}', "unknown_feature"),
+])
+def test_rejections_name_the_reason(raw: bytes | None, reason: str) -> None:
+    p = parser(n_features=3, unknown_features="reject", max_message_bytes=1000)
+    with pytest.raises(Rejected) as e:
+        p.parse(raw)
+    assert e.value.reason == reason, e.value
+    assert len(p.label_vocab) == 2  # a rejected message never grows the label set
+
+
+def test_feature_forms_and_kinds() -> None:
+    p = parser(n_features=3)
+    dense = p.parse(b'{"id": 5, "features": [0.0, 2.5, 1], "labels": ["y", "z", "y"]}')
+    assert dense.event_id == "5" and dense.kind == "full"
+    assert dense.indices.tolist() == [1, 2] and dense.values.tolist() == [2.5, 1.0]  # no zeros
+    assert dense.labels.tolist() == [1, 2]  # deduplicated, sorted; "z" joined the label set
+    sparse = p.parse(b'{"id": "s", "features": {"2": 1.0, "0": 3.0, "1": 0}}')
+    assert sparse.kind == "predict" and sparse.indices.tolist() == [0, 2]
+    named = p.parse(b'{"id": "n", "features": {"c": 1.0, "a": 2.0}, "text": "hi"}')
+    assert named.indices.tolist() == [0, 2] and named.values.tolist() == [2.0, 1.0]
+    assert named.text == "hi"
+    assert p.parse(b'{"id": "n", "labels": []}').kind == "labels"
+    assert p.parse(b'{"id": "t", "text": "only text"}').indices.tolist() == []
+
+
+def test_unknown_feature_policies() -> None:
+    msg = b'{"id": "e", "features": {"a": 1.0, "new": 2.0}}'
+    ignore = parser(unknown_features="ignore")
+    assert ignore.parse(msg).indices.tolist() == [0] and ignore.ignored_features == 1
+    add = parser(unknown_features="add")
+    assert add.parse(msg).indices.tolist() == [0, 3] and "new" in add.feature_vocab
+    keys_as_names = parser(feature_keys="name", unknown_features="add")
+    assert keys_as_names.parse(b'{"id": "e", "features": {"0": 1}}').indices.tolist() == [3]
+
+
+def test_produced_messages_parse_back_to_the_same_rows() -> None:
+    stream = open_stream(None)
+    learner = make("majority").bind(stream.schema)
+    p = EventParser(learner.feature_vocab, learner.label_vocab, n_features=stream.schema.n_features)
+    data = stream.data  # type: ignore[attr-defined]
+    for i, (key, msg) in enumerate(event_messages(stream)):
+        ev = p.parse(json.dumps(msg).encode())
+        row = data.row(i)
+        assert key == ev.event_id
+        assert np.array_equal(ev.indices, row.indices) and np.array_equal(ev.values, row.values)
+        assert np.array_equal(ev.labels, row.labels)
+
+
+def test_delayed_label_messages() -> None:
+    stream = open_stream(None).head(5)  # type: ignore[attr-defined]
+    msgs = [m for _, m in event_messages(stream, delay_labels=2)]
+    order = [(m["id"], "labels" if "features" not in m else "features") for m in msgs]
+    assert order[:5] == [("0", "features"), ("1", "features"), ("2", "features"),
+                         ("0", "labels"), ("3", "features")]
+    assert sorted(i for i, k in order if k == "labels") == ["0", "1", "2", "3", "4"]
+
+
+def _trained() -> MajorityLabelset:
+    m = MajorityLabelset()
+    for y in (["a", "b"], ["a"], ["a", "b"], []):
+        m.learn_one({"f": 1.0}, y)
+    return m
+
+
+def test_checkpoint_roundtrip_and_generations(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path)
+    m = _trained()
+    for k in range(4):
+        store.save({"k": k}, {"arr": np.arange(k), "nested": {"x": [1, None]}}, m)
+    assert store.generations() == [3, 4]
+    got = store.load_latest()
+    assert got is not None and got.manifest["meta"] == {"k": 3}
+    assert got.state["arr"].tolist() == [0, 1, 2] and got.state["nested"] == {"x": [1, None]}
+    back = MajorityLabelset.from_state_dict(got.learner_state)  # type: ignore[arg-type]
+    assert back._counts == m._counts and back.predict_one({"f": 1}) == m.predict_one({"f": 1})
+    with pytest.raises(CheckpointError, match="in use"):
+        CheckpointStore(tmp_path)
+    store.close()
+
+
+def test_crashed_write_leaves_no_generation(tmp_path: Path) -> None:
+    def crash() -> None:
+        raise KeyboardInterrupt  # stands for a SIGKILL between the two renames
+
+    store = CheckpointStore(tmp_path, pause=crash)
+    with pytest.raises(KeyboardInterrupt):
+        store.save({}, {}, NoOp())
+    store.close()
+    store = CheckpointStore(tmp_path)
+    assert store.load_latest() is None and not list(tmp_path.glob("ckpt-*"))
+    store.close()
+
+
+def test_corrupt_or_foreign_checkpoints_are_refused(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path)
+    path = store.save({}, {"a": np.arange(5)}, _trained())
+    npz = path.with_suffix(".npz")
+    good = npz.read_bytes()
+    npz.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    with pytest.raises(CheckpointError, match="SHA-256 mismatch"):
+        store.load_latest()
+    npz.write_bytes(good)
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, "meta": {"edited": True}}))
+    with pytest.raises(CheckpointError, match="manifest checksum mismatch"):
+        store.load_latest()
+    path.write_text(json.dumps({**manifest, "version": VERSION + 1}))
+    with pytest.raises(CheckpointError, match="format version"):
+        store.load_latest()
+    store.close()
+
+
+def test_pickle_needs_the_opt_in(tmp_path: Path) -> None:
+    br = make("br-nb")
+    assert not supports_state(br) and supports_state(NoOp()) and supports_state(_trained())
+    store = CheckpointStore(tmp_path)
+    with pytest.raises(CheckpointError, match="--allow-pickle"):
+        store.save({}, {}, br)
+    store.close()
+    store = CheckpointStore(tmp_path, allow_pickle=True)
+    br.learn_one({"f": 1.0}, ["a"])
+    store.save({}, {}, br)
+    store.close()
+    store = CheckpointStore(tmp_path)
+    with pytest.raises(CheckpointError, match="can execute arbitrary code"):
+        store.load_latest()
+    store.close()
+    store = CheckpointStore(tmp_path, allow_pickle=True)
+    got = store.load_latest()
+    assert got is not None and got.learner.predict_one({"f": 1.0}) == br.predict_one({"f": 1.0})
+    store.close()
+
+
+def test_config_precedence(tmp_path: Path) -> None:
+    toml = tmp_path / "serve.toml"
+    toml.write_text('[serve]\ngroup_id = "file"\ninput_topic = "file-in"\ncheckpoint_every = 7\n'
+                    'seed = 1\n[serve.consumer]\nsession_timeout_ms = 30000\nfetch_min_bytes = 2\n')
+    env = {"IHOMER_GROUP_ID": "env", "IHOMER_SEED": "2", "IHOMER_ALLOW_PICKLE": "yes",
+           "IHOMER_CONSUMER": '{"fetch_min_bytes": 3}', "IHOMER_DEBUG_PAUSE": "ignored"}
+    cfg = load_config({"seed": 3, "consumer": {"session_timeout_ms": 6000}}, toml, env)
+    assert (cfg.group_id, cfg.input_topic, cfg.checkpoint_every, cfg.seed) == ("env", "file-in",
+                                                                               7, 3)
+    assert cfg.allow_pickle is True and cfg.output_topic == "ihomer-predictions"
+    assert cfg.consumer == {"auto_offset_reset": "earliest", "max_poll_records": 1000,
+                            "session_timeout_ms": 6000, "fetch_min_bytes": 3}
+    assert cfg.unknown_feature_policy() == "add"
+    with pytest.raises(ValueError, match="unknown setting 'grup_id'"):
+        load_config({"grup_id": "x"}, None, {})
+    with pytest.raises(ValueError, match="checkpoint_every must be a number"):
+        load_config({}, None, {"IHOMER_CHECKPOINT_EVERY": "lots"})
+
+
+def test_serve_refuses_early_and_clearly(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from ihomer.cli import main
+
+    # No broker is contacted: the settings are refused before any client starts.
+    ck = str(tmp_path / "ck")
+    assert main(["serve", "--learner", "br-nb", "--checkpoint-dir", ck]) == 2
+    assert "--allow-pickle" in capsys.readouterr().err
+    store = CheckpointStore(ck)
+    store.save({"learner": "majority", "params": {}, "seed": 42}, {}, _trained())
+    store.close()
+    assert main(["serve", "--learner", "noop", "--checkpoint-dir", ck]) == 2
+    assert "written with learner='majority'" in capsys.readouterr().err
+
+
+class _Sent:
+    def add_errback(self, fn: object) -> None:
+        pass
+
+
+class _FakeProducer:
+    """Collects what the service sends, in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes, dict[str, bytes]]] = []
+
+    def send(self, topic: str, key: bytes | None, value: bytes,
+             headers: list[tuple[str, bytes]] | None = None) -> _Sent:
+        self.sent.append((topic, key, value, dict(headers or [])))
+        return _Sent()
+
+
+def test_service_runs_in_record_order_without_a_broker() -> None:
+    from collections import namedtuple
+
+    from ihomer.connectors.service import Service
+
+    Rec = namedtuple("Rec", "topic partition offset key value")
+    cfg = load_config({"learner": "majority", "metrics_port": 0, "join_buffer": 2,
+                       "output_topic": "out", "dead_letter_topic": "dlq"}, None, {})
+    svc = Service(cfg)
+    svc._producer = _FakeProducer()
+    msgs = [
+        {"id": "a", "features": [1.0], "labels": ["x"]},    # test-then-train
+        {"id": "b", "features": [1.0]},                     # predict, waits
+        {"id": "b", "features": [2.0]},                     # duplicate_event
+        {"id": "c", "features": [1.0]},                     # predict, waits
+        {"id": "b", "labels": ["x", "y"]},                  # join: learn b
+        {"id": "d", "features": [1.0]},                     # waits
+        {"id": "e", "features": [1.0]},                     # waits, evicts c
+        {"id": "c", "labels": ["y"]},                       # unknown_event (evicted)
+        {"id": "f", "features": [1.0], "labels": ["y"]},    # test-then-train
+    ]
+    records = [Rec("in", 0, i, m["id"].encode(), json.dumps(m).encode())
+               for i, m in enumerate(msgs)]
+    svc.process(records, 0.0)
+    sent = svc._producer.sent
+    out = [json.loads(v) for t, _, v, _ in sent if t == "out"]
+    dead = [(json.loads(v)["id"], h["ihomer.reason"]) for t, _, v, h in sent if t == "dlq"]
+    assert [(o["id"], o["labels"], o["model_version"], o["learned"]) for o in out] == [
+        ("a", [], 0, True), ("b", ["x"], 1, False), ("c", ["x"], 1, False),
+        ("d", ["x"], 2, False), ("e", ["x"], 2, False), ("f", ["x"], 2, True)]
+    assert dead == [("b", b"duplicate_event"), ("c", b"unknown_event")]
+    assert svc.counters["learned"] == 3 and svc.counters["labels_never_came"] == 1
+    assert list(svc.join.rows) == ["d", "e"] and svc.positions == {("in", 0): 9}
+    assert svc.quality.n == 3  # a, b (scored when its labels came) and f

@@ -1,0 +1,149 @@
+"""Operations: consumer-group failover, poison messages, the metrics endpoint, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import kafka
+
+from connectors.kafka_harness import Broker, free_port
+from ihomer.connectors.events import REASONS
+from ihomer.stream.sources import default_source
+
+DENSE = [0.5] * 72  # emotions has 72 features
+
+
+def send_raw(broker: Broker, topic: str, messages: list[tuple[bytes | None, bytes | None]],
+             **kw: Any) -> None:
+    producer = kafka.KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", **kw)
+    try:
+        for key, value in messages:
+            producer.send(topic, key=key, value=value)
+        producer.flush(30)
+    finally:
+        producer.close(10)
+
+
+def event(eid: str, labels: list[str] | None = None, **extra: Any) -> tuple[bytes, bytes]:
+    msg: dict[str, Any] = {"id": eid, "features": DENSE, **extra}
+    if labels is not None:
+        msg["labels"] = labels
+    return eid.encode(), json.dumps(msg).encode()
+
+
+def last_assignment(svc: Any) -> list[int]:
+    lines = [r for r in svc.lines() if r["event"] == "partitions_assigned"]
+    return lines[-1]["partitions"] if lines else []
+
+
+def test_two_instances_share_partitions_and_fail_over(broker: Broker, start_service: Any,
+                                                      tmp_path: Path) -> None:
+    topics = broker.topics(4, "group")
+    group = f"g-{topics[0]}"
+    a = start_service(broker.bootstrap, topics, "--checkpoint-dir", str(tmp_path / "a"),
+                      group=group)
+    b = start_service(broker.bootstrap, topics, "--checkpoint-dir", str(tmp_path / "b"),
+                      group=group)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pa, pb = last_assignment(a), last_assignment(b)
+        if pa and pb and sorted(pa + pb) == [0, 1, 2, 3]:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"partitions never split: a={last_assignment(a)} "
+                             f"b={last_assignment(b)}")
+    send_raw(broker, topics[0], [event(f"x{i}", ["happy"]) for i in range(40)])
+    first = broker.read(topics[1], 40)
+    assert {r.partition for r in first} == {0}  # output topic has one partition
+    by_source = {json.loads(r.value)["partition"] for r in first}
+    assert by_source == {0, 1, 2, 3}
+
+    a.kill()
+    b.wait_for(lambda r: r["event"] == "partitions_assigned" and r["partitions"] == [0, 1, 2, 3],
+               60, "takeover of the killed instance's partitions")
+    send_raw(broker, topics[0], [event(f"y{i}", ["sad"]) for i in range(40)])
+    out = broker.read(topics[1], 80)
+    later = [json.loads(r.value) for r in out if json.loads(r.value)["id"].startswith("y")]
+    assert {g["partition"] for g in later} == {0, 1, 2, 3}
+    assert {g["id"] for g in later} == {f"y{i}" for i in range(40)}
+    b.stop()
+    assert b.proc.returncode == 0
+
+
+def test_poison_messages_go_to_the_dead_letter_topic(broker: Broker, start_service: Any,
+                                                     tmp_path: Path) -> None:
+    topics = broker.topics(1, "poison")
+    poison: list[tuple[str, bytes | None]] = [
+        ("oversized", json.dumps({"id": "big", "features": DENSE, "text": "x" * 5000}).encode()),
+        ("empty", None),
+        ("malformed_json", b'{"id": "m", "features": [1, 2'),
+        ("malformed_json", b"\xff\xfe\x00 not utf-8"),
+        ("not_an_object", b"[1, 2, 3]"),
+        ("missing_field", json.dumps({"features": DENSE}).encode()),
+        ("missing_field", b'{"id": "nothing"}'),
+        ("wrong_type", json.dumps({"id": "w1", "features": "0.5, 0.5"}).encode()),
+        ("wrong_type", json.dumps({"id": "w2", "features": DENSE, "labels": "happy"}).encode()),
+        ("wrong_type", json.dumps({"id": ["w3"], "features": DENSE}).encode()),
+        ("non_finite", b'{"id": "nan", "features": [NaN' + b", 0.5" * 71 + b"]}"),
+        ("non_finite", b'{"id": "inf", "features": [-Infinity' + b", 0.5" * 71 + b"]}"),
+        ("wrong_dimension", b'{"id": "short", "features": [1, 2, 3]}'),
+        ("bad_feature_index", b'{"id": "dup", "features": {"3": 1.0, "03": 2.0}}'),
+        ("unknown_feature", b'{"id": "uf", "features": {"no_such_feature": 1.0}}'),
+        ("unknown_feature", b'{"id": "ui", "features": {"9999": 1.0}}'),
+        ("unknown_event", b'{"id": "ghost", "labels": ["happy"]}'),
+    ]
+    good = [event(f"g{i}", ["happy"] if i % 2 else ["sad"]) for i in range(10)]
+    msgs: list[tuple[bytes | None, bytes | None]] = [good[0], event("p1"), event("p1")]
+    for reason, raw in poison:
+        msgs += [(reason.encode(), raw)]
+    msgs += good[1:]
+    send_raw(broker, topics[0], msgs, max_request_size=2_000_000)
+    port = free_port()
+    svc = start_service(broker.bootstrap, topics, "--schema-from", str(default_source()),
+                        "--checkpoint-dir", str(tmp_path / "ck"), "--max-message-bytes", "4000",
+                        "--metrics-port", str(port))
+    expected = [*(r for r, _ in poison), "duplicate_event"]
+    dead = broker.read(topics[2], len(expected))
+    headers = [dict(r.headers) for r in dead]
+    assert sorted(h["ihomer.reason"].decode() for h in headers) == sorted(expected)
+    assert set(expected) == set(REASONS)  # every reason is exercised
+    for r, h in zip(dead, headers, strict=True):
+        assert h["ihomer.source.topic"].decode() == topics[0]
+        original = msgs[int(h["ihomer.source.offset"])][1] or b""
+        if h["ihomer.reason"] == b"oversized":
+            assert h["ihomer.truncated_from"] == str(len(original)).encode()
+            assert r.value == original[:4000]
+        else:
+            assert r.value == original  # the original bytes
+        assert h["ihomer.error"]
+    preds = broker.read(topics[1], 11)  # the service kept going: every good event predicted
+    assert sorted(json.loads(r.value)["id"] for r in preds) == sorted(
+        [f"g{i}" for i in range(10)] + ["p1"])
+
+    deadline = time.monotonic() + 20
+    while True:  # the endpoint refreshes once a second
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        text = text.decode()
+        ready = f"ihomer_events_in_total {len(msgs)}.0" in text and "ihomer_consumer_lag{" in text
+        if ready or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert f"ihomer_events_in_total {len(msgs)}.0" in text
+    assert 'ihomer_dead_letters_total{reason="malformed_json"} 2.0' in text
+    assert 'ihomer_dead_letters_total{reason="duplicate_event"} 1.0' in text
+    assert 'ihomer_predictions_out_total 11.0' in text
+    assert 'ihomer_events_learned_total 10.0' in text
+    assert f'ihomer_consumer_lag{{partition="0",topic="{topics[0]}"}} 0.0' in text
+    assert 'ihomer_prequential{metric="micro_f1"}' in text
+    assert 'ihomer_model{stat="drifts"} 0.0' in text
+
+    svc.stop()  # SIGTERM: checkpoint, commit, close
+    assert svc.proc.returncode == 0
+    stopped = svc.wait_for(lambda r: r["event"] == "stopped", 1)
+    assert stopped["dead_letters"]["wrong_type"] == 3 and stopped["join_buffer"] == 1
+    assert svc.wait_for(lambda r: r["event"] == "checkpoint", 1)["reason"] == "shutdown"
