@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     published = ("all" if args.published == "all"
                  else [a for a in args.published.split(",") if a])
     meta = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "profile": args.profile,
         "machine": machine(),
         "software": software(),

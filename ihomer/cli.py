@@ -1,8 +1,11 @@
 """The ``ihomer`` command line.
 
 ``ihomer replay [SOURCE]``  prequential run of a learner over a file (default: embedded dataset)
-``ihomer convert IN OUT``   benchmark file -> recorded stream (Parquet / Arrow IPC)
+``ihomer convert IN OUT``   benchmark file -> recorded stream (Parquet / Arrow IPC), optionally
+                           with the features of a text stream computed once (``--featurizer``)
 ``ihomer learners``         the registered learners
+``ihomer serve``            the Kafka consumer service (predict, learn, checkpoint)
+``ihomer produce [FILE]``   publish a file to a topic as service events
 
 The ``replay`` options are a contract other tools rely on (see README): keep them stable.
 """
@@ -14,8 +17,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ihomer import __version__
+
+if TYPE_CHECKING:
+    from ihomer.stream.base import Stream
+    from ihomer.stream.featurize import Featurizer
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -28,6 +36,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     stream = limit_stream(open_stream(args.source, labels=args.labels), args.limit)
+    stream, featurizer = _featurize(stream, args)
     load_s = time.perf_counter() - t0
     learner = make(args.learner, parse_params(args.param), seed=args.seed)
     total = len(stream) if hasattr(stream, "__len__") else None
@@ -46,6 +55,10 @@ def _replay(args: argparse.Namespace) -> int:
     s = result.summary
     s["load_seconds"] = load_s
     s["labels"] = args.labels
+    if featurizer is not None:
+        s["featurizer"] = {"spec": featurizer.spec, **featurizer.params(),
+                           "seconds": getattr(stream, "seconds", 0.0),
+                           "queue_depth": args.featurizer_queue}
     rows = [{"metric": k, "value": s[k]} for k in METRIC_KEYS]
     rows += [{"metric": "instances", "value": s["instances"]},
              {"metric": "seconds", "value": s["seconds"]},
@@ -65,12 +78,43 @@ def _convert(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     stream = limit_stream(open_stream(args.input, labels=args.labels), args.limit)
+    # Only an explicit --featurizer stores features: by default a text stream keeps its raw
+    # text, and the replay featurizes it.
+    featurizer = None
+    if args.featurizer is not None:
+        stream, featurizer = _featurize(stream, args)
+    layout = args.layout
+    if layout == "auto" and featurizer is not None:
+        layout = "sparse" if featurizer.sparse else "dense"
     t1 = time.perf_counter()
-    n = write_recorded(stream, args.output, layout=args.layout)
+    n = write_recorded(stream, args.output, layout=layout)
     t2 = time.perf_counter()
     print(f"{args.output}: {n} instances, {stream.schema.n_features} features, "
           f"{stream.schema.n_labels} labels (read {t1 - t0:.2f} s, write {t2 - t1:.2f} s)")
     return 0
+
+
+def _featurize(stream: Stream, args: argparse.Namespace) -> tuple[Stream, Featurizer | None]:
+    """The stream with the features ``--featurizer`` asks for (see ``featurize_stream``)."""
+    from ihomer.learners.registry import parse_params
+    from ihomer.stream.featurize import featurize_stream
+
+    return featurize_stream(stream, args.featurizer, parse_params(args.featurizer_param),
+                            device=args.device, queue_depth=args.featurizer_queue)
+
+
+def _add_featurizer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--featurizer", default=None, metavar="hashing|embedding[:MODEL]",
+                   help="how text events become features (default: hashing for raw-text "
+                        "streams; features stored in a recorded stream are used as they are)")
+    p.add_argument("--featurizer-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="featurizer parameter, e.g. n_features=65536, ngrams=1, batch_size=128 "
+                        "(repeatable)")
+    p.add_argument("--device", default="auto", metavar="auto|cpu|cuda",
+                   help="where the embedding model runs (auto: CUDA GPU if present)")
+    p.add_argument("--featurizer-queue", type=int, default=4, metavar="N",
+                   help="batches featurized ahead of the learner in a worker thread "
+                        "(0: featurize inline)")
 
 
 def _learners(args: argparse.Namespace) -> int:
@@ -79,6 +123,65 @@ def _learners(args: argparse.Namespace) -> int:
     for name, entry in available().items():
         print(f"{name:12s} {entry.description}")
     return 0
+
+
+def _service_flags(args: argparse.Namespace, tables: Sequence[str]) -> dict[str, object]:
+    """The settings the user gave on the command line (the subparsers suppress defaults)."""
+    from ihomer.learners.registry import parse_params
+
+    flags = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config")}
+    for table in tables:
+        if table in flags:
+            flags[table] = parse_params(flags[table])  # type: ignore[arg-type]
+    return flags
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ihomer.connectors.checkpoint import CheckpointError
+    from ihomer.connectors.config import load_config
+    from ihomer.connectors.service import Service
+
+    cfg = load_config(_service_flags(args, ("consumer", "producer", "params",
+                                            "featurizer_params")),
+                      getattr(args, "config", None))
+    from kafka.errors import KafkaError
+
+    try:
+        return Service(cfg).run()
+    except (CheckpointError, KafkaError, OSError) as e:
+        # A refused checkpoint, unreachable brokers, a busy metrics port: one line.
+        print(f"ihomer: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from ihomer.connectors.config import load_config
+    from ihomer.connectors.producer import publish
+    from ihomer.stream.sources import limit_stream, open_stream
+
+    flags = _service_flags(args, ("producer",))
+    source = flags.pop("source", None)
+    options = {k: flags.pop(k) for k in ("labels", "limit", "features", "delay_labels",
+                                         "no_labels") if k in flags}
+    cfg = load_config(flags, getattr(args, "config", None))
+    stream = limit_stream(open_stream(source, labels=options.get("labels")),  # type: ignore[arg-type]
+                          options.get("limit"))  # type: ignore[arg-type]
+    n, seconds = publish(stream, cfg.input_topic, cfg.bootstrap_servers, cfg.producer,
+                         features=options.get("features", "auto"),
+                         labels=not options.get("no_labels", False),
+                         delay_labels=options.get("delay_labels", 0))
+    print(f"{cfg.input_topic}: published {n} messages from {stream.schema.source} in "
+          f"{seconds:.2f} s ({n / max(seconds, 1e-9):.0f} msg/s)")
+    return 0
+
+
+def _kafka_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE.toml",
+                   help="settings file (flags > IHOMER_* environment > file > defaults)")
+    p.add_argument("--bootstrap-servers", metavar="HOST:PORT[,...]",
+                   help="Kafka brokers (default 127.0.0.1:9092)")
+    p.add_argument("--producer-option", dest="producer", action="append", metavar="KEY=VALUE",
+                   help="kafka-python KafkaProducer setting (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batched", action="store_true",
                    help="predict_many then learn_many per batch (not exact prequential)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_featurizer_options(r)
     r.set_defaults(func=_replay)
 
     c = sub.add_parser("convert", help="benchmark file -> recorded stream (Parquet/Arrow)")
@@ -114,10 +218,70 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--labels", default=None)
     c.add_argument("--layout", choices=["auto", "sparse", "dense"], default="auto")
     c.add_argument("--limit", type=int, default=None)
+    _add_featurizer_options(c)
     c.set_defaults(func=_convert)
 
     ls = sub.add_parser("learners", help="list the registered learners")
     ls.set_defaults(func=_learners)
+
+    # serve/produce suppress defaults so that only the flags given override env and file.
+    sv = sub.add_parser("serve", argument_default=argparse.SUPPRESS,
+                        help="Kafka consumer service: predict, learn, checkpoint (see README)")
+    _kafka_common(sv)
+    sv.add_argument("--input-topic", help="events to read (default ihomer-events)")
+    sv.add_argument("--output-topic", help="predictions (default ihomer-predictions)")
+    sv.add_argument("--dead-letter-topic", help="rejected records (default ihomer-dead-letters)")
+    sv.add_argument("--group-id", help="consumer group (default ihomer)")
+    sv.add_argument("--consumer-option", dest="consumer", action="append", metavar="KEY=VALUE",
+                    help="kafka-python KafkaConsumer setting, e.g. session_timeout_ms=10000")
+    sv.add_argument("--learner", help="registered learner name (default majority)")
+    sv.add_argument("--param", dest="params", action="append", metavar="KEY=VALUE",
+                    help="learner parameter (repeatable)")
+    sv.add_argument("--seed", type=int, help="learner seed (default 42)")
+    sv.add_argument("--schema-from", metavar="FILE",
+                    help="bind the learner to this file's features and labels (as replay does)")
+    sv.add_argument("--labels", help="label convention of --schema-from (as in replay)")
+    sv.add_argument("--featurizer", metavar="hashing|embedding[:MODEL]",
+                    help="features from the events' text (default: hashing when --schema-from "
+                         "is a raw-text stream, else none)")
+    sv.add_argument("--featurizer-param", dest="featurizer_params", action="append",
+                    metavar="KEY=VALUE", help="featurizer parameter (repeatable)")
+    sv.add_argument("--checkpoint-dir", metavar="DIR", help="where state is checkpointed")
+    sv.add_argument("--checkpoint-every", type=int, metavar="N",
+                    help="checkpoint every N records (default 10000)")
+    sv.add_argument("--allow-pickle", action="store_const", const=True,
+                    help="allow pickled learners in checkpoints (they can run code when loaded)")
+    sv.add_argument("--join-buffer", type=int, metavar="N",
+                    help="events that may wait for delayed labels (default 100000)")
+    sv.add_argument("--unknown-features", choices=["add", "ignore", "reject"],
+                    help="a feature not in the vocabulary (default: add without "
+                         "--schema-from, reject with it)")
+    sv.add_argument("--feature-keys", choices=["auto", "index", "name"],
+                    help="how keys of a features object are read (default auto)")
+    sv.add_argument("--max-message-bytes", type=int, help="larger records are dead-lettered")
+    sv.add_argument("--metrics-host", help="Prometheus endpoint address (default 127.0.0.1)")
+    sv.add_argument("--metrics-port", type=int, help="Prometheus port (default 9464, 0: off)")
+    sv.add_argument("--poll-timeout-ms", type=int)
+    sv.add_argument("--idle-exit", type=float, metavar="SECONDS",
+                    help="checkpoint and exit after this long without records")
+    sv.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    sv.set_defaults(func=_serve)
+
+    pr = sub.add_parser("produce", argument_default=argparse.SUPPRESS,
+                        help="publish a file to a topic as service events (replay tool)")
+    pr.add_argument("source", nargs="?",
+                    help="as for replay (default: the embedded dataset)")
+    _kafka_common(pr)
+    pr.add_argument("--topic", dest="input_topic", help="default: the service's input topic")
+    pr.add_argument("--labels", help="label convention (as in replay)")
+    pr.add_argument("--limit", type=int, help="publish the first N instances")
+    pr.add_argument("--features", choices=["auto", "dense", "sparse", "named"],
+                    help="feature layout in the messages (default: the stream's)")
+    pr.add_argument("--no-labels", action="store_const", const=True,
+                    help="send features only (the service predicts)")
+    pr.add_argument("--delay-labels", type=int, metavar="N",
+                    help="send each event's labels as a separate message N events later")
+    pr.set_defaults(func=_produce)
     return p
 
 
