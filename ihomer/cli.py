@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-DEFAULT_LEARNER = "br-nb"
+DEFAULT_LEARNER = "ihomer"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
