@@ -46,14 +46,14 @@ METRICS = ("subset_accuracy", "hamming_loss", "example_precision", "example_reca
            "macro_recall", "macro_f1")
 
 
-@pytest.mark.parametrize("learner", ["majority", "br-nb"])
+@pytest.mark.parametrize("learner", ["majority", "br-nb", "ihomer"])
 def test_service_equals_offline_replay(broker: Broker, start_service: Any, tmp_path: Path,
                                        learner: str) -> None:
     source = shared_dataset("flags.arff.gz")
     topics = broker.topics(1, "e2e")
     produce(broker, topics[0], source)
     n = len(open_stream(source))  # type: ignore[arg-type]
-    extra = ["--allow-pickle"] if learner == "br-nb" else []
+    extra = ["--allow-pickle"] if learner in ("br-nb", "ihomer") else []
     svc = start_service(broker.bootstrap, topics, "--learner", learner, "--schema-from",
                         str(source), "--checkpoint-dir", str(tmp_path / "ck"), "--idle-exit", "2",
                         *extra)
