@@ -61,10 +61,12 @@ PROFILES: dict[str, dict[str, Any]] = {
     # Our tree and iHOMER on the datasets with published MLHAT numbers (bench/compare.py).
     "anchored": {"datasets": "anchored", "learners": ["mlhat", "ihomer"], "timeout": 3600.0},
     # iHOMER's ablations: one tree over all labels, modes, random clusters of the same sizes,
-    # no warm start, no handover, binary relevance.
+    # no warm start, no handover (both matter in flat mode), binary relevance.
     "ablation": {"datasets": "anchored",
-                 "learners": ["mlhat", "ihomer", "ihomer:mode=homer", "ihomer:partition=random",
-                              "ihomer:warm_start=False", "ihomer:handover=False", "br-ht"],
+                 "learners": ["mlhat", "ihomer:mode=homer", "ihomer:mode=flat",
+                              "ihomer:partition=random", "ihomer:mode=flat:partition=random",
+                              "ihomer:mode=flat:warm_start=False",
+                              "ihomer:mode=flat:handover=False", "br-ht"],
                  "timeout": 3600.0},
 }
 SUMMARY_KEYS = ("instances", "n_features", "n_labels", "seconds", "learner_seconds",

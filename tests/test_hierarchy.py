@@ -83,7 +83,8 @@ def test_batch_size_does_not_change_predictions() -> None:
 def new_trees_after_first_restructure(warm_start: bool) -> list:
     stream = two_group_stream(n=3000, seed=5)
     # x0 and x1 are equally good splits: a large tie threshold lets the tree split early.
-    model = IHOMER(n_min=200, tree={"grace_period": 50, "tau": 0.5}, warm_start=warm_start,
+    model = IHOMER(mode="flat", n_min=200, tree={"grace_period": 50, "tau": 0.5},
+                   warm_start=warm_start,
                    handover=False).bind(stream.schema)
     for b in stream.batches(10):
         model.learn_many(b)
@@ -106,7 +107,7 @@ def test_restructure_warm_starts_from_projection() -> None:
 
 def test_handover_keeps_old_trees_until_new_ones_are_no_worse() -> None:
     stream = two_group_stream(n=3000, seed=6)
-    model = IHOMER(n_min=200, handover_min=100)
+    model = IHOMER(mode="flat", n_min=200, handover_min=100)
     prequential(stream, model)
     kinds = [e["kind"] for e in model.events]
     assert "restructure" in kinds
@@ -114,7 +115,7 @@ def test_handover_keeps_old_trees_until_new_ones_are_no_worse() -> None:
     # After the handovers nothing is pending and the retired trees are gone.
     assert all(not m.pending for m in model._members.values())
     assert len(model._members) == model.n_clusters
-    no = IHOMER(n_min=200, handover=False)
+    no = IHOMER(mode="flat", n_min=200, handover=False)
     prequential(stream, no)
     assert "handover" not in [e["kind"] for e in no.events]
 
