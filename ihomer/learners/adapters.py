@@ -26,12 +26,6 @@ class RiverAdapter(MultiLabelLearner):
             raise TypeError(f"{type(model).__name__} has no learn_one/predict_one")
         self.model = model
 
-    def _x(self, batch: Batch, i: int) -> dict[Any, float]:
-        a, b = batch.indptr[i], batch.indptr[i + 1]
-        names = self.feature_vocab.names
-        return {names[j]: v for j, v in zip(batch.indices[a:b].tolist(),
-                                            batch.values[a:b].tolist(), strict=True)}
-
     def _y(self, batch: Batch, i: int) -> dict[Any, bool]:
         on = set(batch.label_ids[batch.label_indptr[i]: batch.label_indptr[i + 1]].tolist())
         return {name: (k in on) for k, name in enumerate(self.label_vocab.names)}

@@ -211,6 +211,13 @@ class MultiLabelLearner:
         return self._test_then_train_batch(batch)
 
     # ------------------------------------------------------------------ river face
+    def _x(self, batch: Batch, i: int) -> dict[FeatureKey, float]:
+        """Row ``i`` of ``batch`` as river's ``{feature name: value}`` dict of non-zeros."""
+        a, b = batch.indptr[i], batch.indptr[i + 1]
+        names = self.feature_vocab.names
+        return {names[j]: v for j, v in zip(batch.indices[a:b].tolist(),
+                                            batch.values[a:b].tolist(), strict=True)}
+
     def _row_from_x(self, x: Mapping[FeatureKey, float], grow: bool) -> Batch:
         items = []
         for k, v in x.items():

@@ -136,24 +136,17 @@ class BinaryRelevance(MultiLabelLearner):
         while len(self._models) < n_labels:
             self._models.append(self.model.clone())
 
-    def _x(self, batch: Batch, i: int, names: list[Any]) -> dict[Any, float]:
-        a, b = batch.indptr[i], batch.indptr[i + 1]
-        return {names[j]: v for j, v in zip(batch.indices[a:b].tolist(),
-                                            batch.values[a:b].tolist(), strict=True)}
-
     def _learn_batch(self, batch: Batch) -> None:
-        names = self.feature_vocab.names
         for i in range(len(batch)):
-            x = self._x(batch, i, names)
+            x = self._x(batch, i)
             on = set(batch.label_ids[batch.label_indptr[i]: batch.label_indptr[i + 1]].tolist())
             for lab, m in enumerate(self._models):
                 m.learn_one(x, lab in on)
 
     def _scores_batch(self, batch: Batch) -> np.ndarray:
-        names = self.feature_vocab.names
         out = np.zeros((len(batch), len(self._models)))
         for i in range(len(batch)):
-            x = self._x(batch, i, names)
+            x = self._x(batch, i)
             for lab, m in enumerate(self._models):
                 out[i, lab] = m.predict_proba_one(x).get(True, 0.0)
         return out
@@ -161,10 +154,9 @@ class BinaryRelevance(MultiLabelLearner):
     def _predict_batch(self, batch: Batch) -> Predictions:
         # Each label is decided by its classifier's own predict_one (river's arg-max rule,
         # ties included), so this baseline is exactly river's PerOutputClassifier.
-        names = self.feature_vocab.names
         rows = []
         for i in range(len(batch)):
-            x = self._x(batch, i, names)
+            x = self._x(batch, i)
             rows.append(np.asarray([lab for lab, m in enumerate(self._models)
                                     if m.predict_one(x) is True], dtype=INDEX_DTYPE))
         return Predictions.from_rows(rows)
@@ -192,12 +184,6 @@ class RiverClassifierChain(MultiLabelLearner):
 
         self._names = list(self.label_vocab.names)
         self._chain = multioutput.ClassifierChain(copy.deepcopy(self.model), order=self._names)
-
-    def _x(self, batch: Batch, i: int) -> dict[Any, float]:
-        a, b = batch.indptr[i], batch.indptr[i + 1]
-        names = self.feature_vocab.names
-        return {names[j]: v for j, v in zip(batch.indices[a:b].tolist(),
-                                            batch.values[a:b].tolist(), strict=True)}
 
     def _learn_batch(self, batch: Batch) -> None:
         if self._chain is None:
