@@ -50,7 +50,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     result = prequential(stream, learner, learner_name=args.learner, batch_size=args.batch_size,
                          window=args.window, batched=args.batched, seed=args.seed,
-                         progress=progress, total=total)
+                         progress=progress, total=total, max_seconds=args.max_seconds)
     bar.close()
     s = result.summary
     s["load_seconds"] = load_s
@@ -65,6 +65,9 @@ def _replay(args: argparse.Namespace) -> int:
              {"metric": "instances_per_s", "value": s["instances_per_s"]},
              {"metric": "peak_rss_mib", "value": s["peak_rss_bytes"] / 2**20}]
     print(f"{args.learner} on {s['source']} ({s['n_labels']} labels, {s['n_features']} features)")
+    if not s["complete"]:
+        print(f"time budget of {args.max_seconds:g} s reached: metrics over the first "
+              f"{s['instances']} of {s['stream_instances'] or '?'} instances")
     print(format_table(rows, ["metric", "value"]))
     if args.out:
         paths = result.write(args.out, plot=args.plot)
@@ -200,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--labels", default=None, metavar="xml:FILE|meka|first:N|last:N|json:FIELD",
                    help="label convention (default: sibling NAME.xml, else the MEKA -C flag)")
     r.add_argument("--limit", type=int, default=None, help="stop after N instances")
+    r.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                   help="time budget of the learner (as MOA's -t): stop after S seconds of "
+                        "learning and report the metrics over the instances seen so far")
     r.add_argument("--seed", type=int, default=42)
     r.add_argument("--out", default=None, metavar="DIR",
                    help="write summary.json, curve.csv, events.csv there")

@@ -11,6 +11,11 @@ learners run the loop without returning to Python. ``batched=True`` instead call
 the protocol then differs (row *i+1* is predicted before row *i* is learned), so it is off by
 default and recorded in the summary.
 
+Timing: ``seconds`` runs from the first instance to the last and covers prediction, learning
+and the metric updates. Loading the jitted kernels (numba's cache; the metric kernels and the
+learner's own, see ``MultiLabelLearner.warm_up``) happens before the clock starts, as a JVM
+start or an import would, and is reported as ``warm_up_seconds``.
+
 Outputs: a summary (metrics, instances/s, peak memory, parameters), a time series of cumulative
 and rolling metrics, and the learner's events (restructures, drifts) with their instance index.
 """
@@ -86,6 +91,7 @@ def prequential(
     seed: int | None = None,
     progress: ProgressCallback | None = None,
     total: int | None = None,
+    max_seconds: float | None = None,
 ) -> Result:
     """Run ``learner`` prequentially over ``stream``.
 
@@ -105,6 +111,12 @@ def prequential(
         Called after each batch with ``(instances, seconds, current metrics)``.
     total
         Number of instances, when known, to space the curve points (default: ``len(stream)``).
+    max_seconds
+        Time budget, as MOA's ``EvaluatePrequential -t``: stop once the learner has used this
+        many seconds and report the metrics over the instances seen so far (``summary
+        ["complete"]`` is then false). Chunks are sized from the measured rate so that a slow
+        learner overshoots the budget by about a tenth at most; cutting a batch never changes
+        results in exact mode.
     """
     model: MultiLabelLearner = as_learner(learner)
     schema = stream.schema
@@ -115,16 +127,23 @@ def prequential(
     cumulative = MultiLabelMetrics()
     rolling = RollingMultiLabelMetrics(window)
     _warm_up_metric_kernels()
+    warm_up_seconds = model.warm_up()  # kernel loading: a start-up cost, reported apart
     curve: list[dict[str, float]] = []
     n = 0
     learn_seconds = 0.0
+    complete = True
     t0 = time.perf_counter()
     for batch in stream.batches(batch_size):
         start = 0
         while start < len(batch):
+            if max_seconds is not None and learn_seconds >= max_seconds:
+                complete = False
+                break
             # Exact mode cuts the batch at curve points so the series lands on exact instance
             # counts (cutting cannot change its results); batched mode must keep its batches.
             stop = len(batch) if batched else min(len(batch), start + every - (n % every))
+            if max_seconds is not None and not batched:
+                stop = min(stop, start + _budget_chunk(n, learn_seconds, max_seconds))
             part = batch.slice(start, stop) if (start, stop) != (0, len(batch)) else batch
             t1 = time.perf_counter()
             if batched:
@@ -145,6 +164,8 @@ def prequential(
                 curve.append(_curve_row(n, time.perf_counter() - t0, cumulative, rolling))
         if progress is not None:
             progress(n, time.perf_counter() - t0, cumulative.get())
+        if not complete:
+            break
     seconds = time.perf_counter() - t0
     if not curve or curve[-1]["instance"] != n:
         curve.append(_curve_row(n, seconds, cumulative, rolling))
@@ -154,10 +175,14 @@ def prequential(
         "learner": learner_name or type(getattr(model, "model", model)).__name__,
         "source": schema.source,
         "instances": n,
+        "complete": complete,
+        "stream_instances": n if complete else total,
+        "max_seconds": max_seconds,
         "n_features": schema.n_features,
         "n_labels": max(schema.n_labels, model.n_labels),
         "seconds": seconds,
         "learner_seconds": learn_seconds,
+        "warm_up_seconds": warm_up_seconds,
         "instances_per_s": n / seconds if seconds > 0 else 0.0,
         "peak_rss_bytes": peak_rss_bytes(),
         **{k: metrics[k] for k in METRIC_KEYS},
@@ -174,6 +199,15 @@ def prequential(
     if callable(model_summary):
         summary["model"] = model_summary()
     return Result(summary=summary, curve=curve, events=events)
+
+
+def _budget_chunk(n: int, used: float, budget: float) -> int:
+    """Instances to hand over next under a time budget: a tenth of what the measured rate
+    says is left (at least one), so the budget is overshot by little even for a learner that
+    takes seconds per instance."""
+    if n == 0 or used <= 0.0:
+        return 1
+    return max(1, int(n / used * (budget - used) / 10))
 
 
 def _warm_up_metric_kernels() -> None:

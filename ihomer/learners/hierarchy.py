@@ -128,6 +128,8 @@ class IHOMER(MultiLabelLearner):
         Seed of the trees (Poisson weighting) and of the random partition.
     """
 
+    jitted = True
+
     def __init__(
         self,
         mode: str = "homer",
