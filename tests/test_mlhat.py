@@ -249,6 +249,44 @@ def test_learns_grows_and_beats_chance() -> None:
     assert "split" in text and "leaf" in text
 
 
+def labelset(scores: np.ndarray, empty_rate: float, nonempty: bool = True) -> list[int]:
+    """The rule of ``emit_labelset``, written out: every label at 0.5 or more; when there is
+    none, the top label if its score beats the rate of empty label sets learned."""
+    on = np.flatnonzero(scores >= 0.5).tolist()
+    if not on and nonempty and scores.max(initial=0.0) > empty_rate:
+        return [int(np.argmax(scores))]
+    return on
+
+
+def test_nonempty_rule() -> None:
+    """No empty label set in the stream: no empty prediction once a label has any score; with
+    the rule off, exactly the 0.5 threshold; with mostly empty sets, empty predictions stay."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(800, 4))
+    y = rng.random((800, 5)) < 0.3 + 0.1 * (x[:, :1] > 0)  # no label likely enough for 0.5
+    keep = y.any(axis=1)
+    full = make_batch([{f: float(v) for f, v in enumerate(r)} for r in x[keep]],
+                      [list(np.flatnonzero(r)) for r in y[keep]])
+    on, off = MLHAT(grace_period=100), MLHAT(grace_period=100, nonempty=False)
+    on.learn_many(full)
+    off.learn_many(full)
+    probe = full.slice(0, 300)
+    scores_on, scores_off = on.predict_proba_many(probe), off.predict_proba_many(probe)
+    np.testing.assert_array_equal(scores_on, scores_off)  # the rule only changes the decision
+    pred_on, pred_off = on.predict_many(probe), off.predict_many(probe)
+    for i in range(300):
+        assert pred_off.row(i).tolist() == np.flatnonzero(scores_off[i] >= 0.5).tolist()
+        assert pred_on.row(i).tolist() == labelset(scores_on[i], 0.0)
+        assert len(pred_on.row(i)) >= 1 or scores_on[i].max() == 0.0
+    assert any(len(pred_off.row(i)) == 0 for i in range(300))  # the rule had work to do
+    rare = rng.random((800, 5)) < 0.05  # three label sets in four are empty
+    mostly_empty = MLHAT(grace_period=100)
+    mostly_empty.learn_many(make_batch([{f: float(v) for f, v in enumerate(r)} for r in x],
+                                       [list(np.flatnonzero(r)) for r in rare]))
+    pred = mostly_empty.predict_many(probe)
+    assert all(len(pred.row(i)) == 0 for i in range(300))
+
+
 def test_scores_agree_with_predictions() -> None:
     data = dense_stream(1500, seed=2)
     m = MLHAT(grace_period=100)
@@ -258,8 +296,9 @@ def test_scores_agree_with_predictions() -> None:
     pred = m.predict_many(probe)
     assert scores.shape == (200, 3)
     assert np.all((scores >= 0) & (scores <= 1))
+    empty_rate = np.mean(np.diff(data.label_indptr) == 0)
     for i in range(200):
-        assert pred.row(i).tolist() == np.flatnonzero(scores[i] >= 0.5).tolist()
+        assert pred.row(i).tolist() == labelset(scores[i], empty_rate)
     # test_then_train predicts each row with the model before learning it
     m2 = MLHAT(grace_period=100)
     m2.learn_many(data)
@@ -414,9 +453,9 @@ def test_parameters_are_checked_and_reported() -> None:
 def test_instance_losses_by_hand() -> None:
     y = np.array([1, 1, 0, 0], np.uint8)
     scores = np.array([0.9, 0.2, 0.7, 0.1])  # predicts {0, 2} for truth {0, 1}
-    assert K.instance_loss(scores, y, 4, 0) == pytest.approx(2 / 4)
-    assert K.instance_loss(scores, y, 4, 1) == pytest.approx(1 - 2 * 1 / 4)
-    assert K.instance_loss(np.zeros(4), np.zeros(4, np.uint8), 4, 1) == 0.0
+    assert K.instance_loss(scores, y, 4, 0, 0.5) == pytest.approx(2 / 4)
+    assert K.instance_loss(scores, y, 4, 1, 0.5) == pytest.approx(1 - 2 * 1 / 4)
+    assert K.instance_loss(np.zeros(4), np.zeros(4, np.uint8), 4, 1, 0.5) == 0.0
 
 
 def test_second_process_starts_fast() -> None:

@@ -31,6 +31,7 @@ from ihomer.learners.mlhat.state import (
     C_ALT_SWAP,
     C_DEACT,
     C_DEPTH,
+    C_EMPTY,
     C_HUSED,
     C_INACTIVE,
     C_L,
@@ -85,10 +86,12 @@ from ihomer.learners.mlhat.state import (
     P_LR2,
     P_MAXDEPTH,
     P_MEM_PERIOD,
+    P_NONEMPTY,
     P_NTHR,
     P_POISSON,
     P_SWITCH,
     P_TAU,
+    P_THRESH,
     RF_CNT,
     RF_MAX,
     RF_MIN,
@@ -517,8 +520,8 @@ def leaf_scores(s, prm, lf, indices, values, a, b, L, out) -> None:
 
 
 @njit
-def instance_loss(scores, y, L, kind) -> float:
-    """Loss of the 0.5-thresholded ``scores`` against the 0/1 vector ``y``.
+def instance_loss(scores, y, L, kind, thr) -> float:
+    """Loss of the ``scores`` thresholded at ``thr`` against the 0/1 vector ``y``.
 
     ``kind`` 0: Hamming loss, the fraction of the L labels predicted wrongly. ``kind`` 1: example
     F1 loss, ``1 - 2|Y & Z| / (|Y| + |Z|)`` (0 when both sets are empty). Hamming loss is what
@@ -530,7 +533,7 @@ def instance_loss(scores, y, L, kind) -> float:
     miss = 0
     hit = 0
     for lab in range(L):
-        p = scores[lab] >= 0.5
+        p = scores[lab] >= thr
         t = y[lab] != 0
         if p != t:
             miss += 1
@@ -616,7 +619,7 @@ def leaf_learn(s, prm, lf, indices, values, a, b, label_ids, c, d, y, bits, k, s
     """
     kind = int(prm[P_LOSS])
     for m in range(N_MODELS):
-        s.lf_err[lf, m] += k * instance_loss(sc3[m], y, L, kind)
+        s.lf_err[lf, m] += k * instance_loss(sc3[m], y, L, kind, prm[P_THRESH])
     s.lf_f[lf, LF_W] += k
     for j in range(c, d):
         s.lf_lv[lf, LV_LAB, label_ids[j]] += k
@@ -1036,7 +1039,8 @@ def learn_subtree(s, prm, start, indices, values, a, b, label_ids, c, d, y, bits
     """
     leaf_node = route(s, start, indices, values, a, b)
     leaf_scores_all(s, prm, s.nd_i[leaf_node, ND_LEAF], indices, values, a, b, L, sc3)
-    loss = instance_loss(sc3[leaf_choice(s, s.nd_i[leaf_node, ND_LEAF])], y, L, int(prm[P_LOSS]))
+    loss = instance_loss(sc3[leaf_choice(s, s.nd_i[leaf_node, ND_LEAF])], y, L, int(prm[P_LOSS]),
+                         prm[P_THRESH])
     n = start
     while True:
         node_monitor(s, prm, n, loss, False)
@@ -1105,6 +1109,36 @@ def _room_for(s, prm, nnz) -> bool:
 
 
 @njit
+def emit_labelset(s, prm, sc, L, out_ids, out_sc, pos) -> int:
+    """Write the predicted label set of one row (scores ``sc``) from ``pos``; returns the end.
+
+    Every label scoring 0.5 or more. With ``P_NONEMPTY``, a set that would be empty gets the
+    top-scoring label instead when its score beats the rate of empty label sets learned so far:
+    on a stream whose label sets are never empty an empty prediction is always wrong, while on
+    one where they are frequent (birds: 46 %) the empty set stays the better guess.
+    """
+    start = pos
+    best = -1
+    top = 0.0
+    thr = prm[P_THRESH]
+    for lab in range(L):
+        v = sc[lab]
+        if v >= thr:
+            out_ids[pos] = lab
+            out_sc[pos] = v
+            pos += 1
+        if v > top:
+            top = v
+            best = lab
+    if pos == start and best >= 0 and prm[P_NONEMPTY] != 0.0:
+        if top * max(s.ctr[C_SEEN], 1) > s.ctr[C_EMPTY]:
+            out_ids[pos] = best
+            out_sc[pos] = top
+            pos += 1
+    return pos
+
+
+@njit
 def test_then_train(s, prm, indptr, indices, values, label_ptr, label_ids, start, predict,
                     out_ptr, out_ids, out_sc) -> int:
     """Prequential loop: for each row from ``start``, predict it, then learn it.
@@ -1137,13 +1171,7 @@ def test_then_train(s, prm, indptr, indices, values, label_ptr, label_ids, start
         leaf_scores_all(s, prm, lf, indices, values, a, b, L, sc3)
         m = leaf_choice(s, lf)
         if predict:
-            pos = out_ptr[i]
-            for lab in range(L):
-                if sc3[m, lab] >= 0.5:
-                    out_ids[pos] = lab
-                    out_sc[pos] = sc3[m, lab]
-                    pos += 1
-            out_ptr[i + 1] = pos
+            out_ptr[i + 1] = emit_labelset(s, prm, sc3[m], L, out_ids, out_sc, out_ptr[i])
         for lab in range(L):
             y[lab] = 0
         for w in range(len(bits)):
@@ -1152,9 +1180,11 @@ def test_then_train(s, prm, indptr, indices, values, label_ptr, label_ids, start
             lab = label_ids[j]
             y[lab] = 1
             bits[lab >> 6] |= np.uint64(1) << np.uint64(lab & 63)
-        loss = instance_loss(sc3[m], y, L, int(prm[P_LOSS]))
+        loss = instance_loss(sc3[m], y, L, int(prm[P_LOSS]), prm[P_THRESH])
         k = poisson1(s.rng) if use_poisson else 1
         s.ctr[C_SEEN] += 1
+        if c == d:
+            s.ctr[C_EMPTY] += 1
         if k == 0:
             continue
         _update_features(s, indices, values, a, b)
@@ -1190,11 +1220,7 @@ def predict_csr(s, prm, indptr, indices, values, out_ptr, out_ids, out_sc) -> No
         b = indptr[i + 1]
         leaf_node = route(s, s.ctr[C_ROOT], indices, values, a, b)
         leaf_scores(s, prm, s.nd_i[leaf_node, ND_LEAF], indices, values, a, b, L, sc)
-        for lab in range(L):
-            if sc[lab] >= 0.5:
-                out_ids[pos] = lab
-                out_sc[pos] = sc[lab]
-                pos += 1
+        pos = emit_labelset(s, prm, sc, L, out_ids, out_sc, pos)
         out_ptr[i + 1] = pos
 
 

@@ -68,7 +68,8 @@ C_DEACT = 17  # leaf deactivations
 C_INACTIVE = 18  # leaves currently inactive
 C_NEED_ROWS = 19  # rows the kernel asked for when it stopped
 C_DEPTH = 20  # deepest node ever created (bounds the nodes one instance can add)
-N_COUNTERS = 21
+C_EMPTY = 21  # instances learned whose label set was empty
+N_COUNTERS = 22
 
 # ----------------------------------------------------------------------------- parameters
 P_GRACE = 0
@@ -85,7 +86,9 @@ P_POISSON = 10
 P_MEM_PERIOD = 11
 P_LOSS = 12
 P_LR2 = 13
-N_PARAMS = 14
+P_NONEMPTY = 14  # predict the top label rather than an empty set (see kernels.emit_labelset)
+P_THRESH = 15  # per-label decision threshold
+N_PARAMS = 16
 
 # leaf models
 M_MAJ = 0
