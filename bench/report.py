@@ -52,8 +52,67 @@ def _short(status: str) -> str:
     return head if len(head) <= 70 else head[:67] + "..."
 
 
+SCORED = ("ok", "partial")  # a partial run stopped at its time budget: scored on its prefix
+MARK = "†"  # marks a partial run's numbers in the tables
+
+
 def _ok(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in rows if r.get("status") == "ok"]
+    """The runs that have metrics: finished, or stopped by the time budget (partial)."""
+    return [r for r in rows if r.get("status") in SCORED]
+
+
+def _fmt(r: dict[str, Any], key: str, fmt: str) -> str:
+    return format(r[key], fmt) + (MARK if r["status"] == "partial" else "")
+
+
+def at_prefix(r: dict[str, Any], n: int) -> float | None:
+    """Cumulative micro-F1 of run ``r`` after about ``n`` instances, from its kept curve
+    (the last point at or before ``n``); ``None`` when the run has no point that early."""
+    before = [f1 for i, f1 in r.get("curve") or [] if i <= n]
+    return before[-1] if before else None
+
+
+def ratios(rows: list[dict[str, Any]], datasets: list[str], ours: str,
+           peers: list[str]) -> list[str]:
+    """``ours / peer`` per dataset, in instances/s and in micro-F1. When the peer stopped at
+    its budget, micro-F1 is compared on the prefix it reached (ours read off our curve there),
+    so a partial peer is neither flattered nor penalised by the harder or easier tail."""
+    cell = {(r["dataset"], r["learner"]): r for r in _ok(rows)}
+    header = ["dataset"]
+    for p in peers:
+        header += [f"inst/s {ours}/{p}", f"micro-F1 {ours}/{p}"]
+    body, speed, quality = [], {p: [] for p in peers}, {p: [] for p in peers}
+    for ds in datasets:
+        mine = cell.get((ds, ours))
+        line = [ds]
+        for p in peers:
+            theirs = cell.get((ds, p))
+            if mine is None or theirs is None:
+                line += ["", ""]
+                continue
+            s = mine["instances_per_s"] / theirs["instances_per_s"]
+            if theirs["status"] == "partial":
+                ours_f1, mark = at_prefix(mine, theirs["instances"]), MARK
+            else:
+                ours_f1, mark = mine["micro_f1"], ""
+            speed[p].append(s)
+            line.append(f"{s:.1f}")
+            if not ours_f1 or theirs["micro_f1"] <= 0:  # no ratio of or to zero
+                line.append(f"{ours_f1 or 0:.3f} vs {theirs['micro_f1']:.3f}{mark}")
+            else:
+                q = ours_f1 / theirs["micro_f1"]
+                quality[p].append(q)
+                line.append(f"{q:.2f}{mark}")
+        body.append(line)
+    foot = ["**geometric mean**"]
+    for p in peers:
+        foot += [f"**{_gmean(speed[p]):.1f}**" if speed[p] else "",
+                 f"**{_gmean(quality[p]):.2f}**" if quality[p] else ""]
+    return _table(header, [*body, foot])
+
+
+def _gmean(xs: list[float]) -> float:
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
 
 
 def _pivot(rows: list[dict[str, Any]], datasets: list[str], learners: list[str], key: str,
@@ -64,7 +123,7 @@ def _pivot(rows: list[dict[str, Any]], datasets: list[str], learners: list[str],
         r = cell.get((ds, lrn))
         if r is None:
             return ""
-        return format(r[key], fmt) if r["status"] == "ok" else r["status"].split(":")[0]
+        return _fmt(r, key, fmt) if r["status"] in SCORED else r["status"].split(":")[0]
 
     return _table(["dataset", *learners], ([ds, *(show(ds, lrn) for lrn in learners)]
                                            for ds in datasets))
@@ -75,16 +134,22 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any], anchors: dict[str
     """The whole report; ``published`` limits the published algorithms shown (None: all)."""
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     learners = list(dict.fromkeys(r["learner"] for r in rows))
+    commands = meta.get("commands") or [meta["command"]]
+    budget = (f"Time budget per run: {meta['budget']:.0f} s of learning (as MOA's "
+              f"EvaluatePrequential -t); a run that reaches it is scored on the prefix it saw "
+              f"and marked {MARK} (status partial, instances N/M). "
+              if meta.get("budget") else "")
     lines = [
         f"# Prequential benchmark: {meta.get('profile') or 'custom'} ({meta['date']})", "",
         f"* Machine: {meta['machine']}",
         f"* Software: {meta['software']}",
-        f"* Command: `{meta['command']}`",
+        *(f"* Command: `{c}`" for c in commands),
         f"* Protocol: prequential (test-then-train) from the first instance, every learner "
         f"driven by ihomer's evaluator and scored by the same metric code (river's "
         f"definitions); MOA peers run in the JVM through capymoa's bridge. "
         f"{'Instances per run: at most ' + str(meta['limit']) + '. ' if meta.get('limit') else ''}"
-        f"Time limit per run: {meta['timeout']:.0f} s; {meta['jobs']} run(s) at a time.",
+        f"{budget}Process time limit per run: {meta['timeout']:.0f} s; {meta['jobs']} run(s) at a "
+        f"time.",
         "* inst/s and s are the evaluator's own timing (reading excluded); wall s is the whole "
         "process (start-up, JVM, reading); peak MiB is the process's peak RSS (JVM included).",
         "* **Published** rows are the MLHAT authors' full-stream runs (river implementations) "
@@ -94,6 +159,14 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any], anchors: dict[str
         "## Instances per second", "",
         *_pivot(rows, datasets, learners, "instances_per_s", ".0f"), "",
     ]
+    ref = next((lrn for lrn in ("ihomer", "ihomer:mode=homer") if lrn in learners), None)
+    peers = [p for p in ("moa-isoupt", "river-br-ht") if p in learners]
+    if ref and peers:
+        lines += [f"## {ref} against the peers, dataset by dataset", "",
+                  f"Ratios {ref}/peer (above 1: {ref} faster, or more accurate). {MARK}: the "
+                  f"peer stopped at its budget, so both micro-F1 values are over the instances "
+                  f"the peer reached ({ref}'s read off its curve at that point).", "",
+                  *ratios(rows, datasets, ref, peers), ""]
     for name in ("throughput", "quality_vs_speed"):
         if name in plots:
             lines += [f"![{name}]({plots[name]})", ""]
@@ -103,11 +176,13 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any], anchors: dict[str
     for ds in datasets:
         body = []
         for r in (r for r in rows if r["dataset"] == ds):
-            if r["status"] == "ok":
-                body.append([r["learner"], "ok", str(r["instances"]),
+            if r["status"] in SCORED:
+                inst = str(r["instances"]) + ("" if r["status"] == "ok"
+                                              else f"/{r.get('stream_instances') or '?'}")
+                body.append([r["learner"], r["status"], inst,
                              f"{r['instances_per_s']:.0f}", f"{r['seconds']:.1f}",
                              f"{r['wall_s']:.1f}", f"{r['peak_rss_bytes'] / 2**20:.0f}",
-                             *(f"{r[m]:.4f}" for m in SHOWN)])
+                             *(_fmt(r, m, ".4f") for m in SHOWN)])
             else:
                 body.append([r["learner"], _short(r["status"]), "", "", "",
                              f"{r['wall_s']:.1f}", "", *([""] * len(SHOWN))])
@@ -118,7 +193,7 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any], anchors: dict[str
         lines += [f"### {ds}", "", *_table(header, body), ""]
         if ds in plots:
             lines += [f"![{ds}]({plots[ds]})", ""]
-    failed = [r for r in rows if r["status"] != "ok"]
+    failed = [r for r in rows if r["status"] not in SCORED]
     if failed:
         lines += ["## Runs that did not finish", "",
                   *_table(["learner", "dataset", "status"],

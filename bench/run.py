@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 DATASETS = SHARED / "datasets"
 ANCHORS = SHARED / "anchors" / "published_prequential.csv"
-OURS = ["majority", "br-ht", "mlhat", "ihomer:mode=flat", "ihomer:mode=homer"]
+OURS = ["majority", "mlhat", "ihomer", "ihomer:mode=flat"]  # ihomer's default mode is homer
 MOA_PEERS = ["moa-isoupt", "moa-mlht", "moa-br-ht"]
 RIVER_PEERS = ["river-br-ht", "river-br-hat", "river-br-arf", "river-br-lr", "river-cc",
                "river-isoupt"]
@@ -57,7 +57,10 @@ PROFILES: dict[str, dict[str, Any]] = {
               "learners": [*OURS, *MOA_PEERS, "river-br-hat", "river-isoupt"],
               "timeout": 600.0},
     # Every shared dataset and every learner: run by a person on a quiet machine.
-    "full": {"datasets": None, "learners": OURS + MOA_PEERS + RIVER_PEERS, "timeout": 3 * 3600.0},
+    # Every shared dataset and every learner, each with a time budget (MOA's -t): a learner
+    # that cannot finish a stream in it is scored on the prefix it reached, marked partial.
+    # About 1.5 h with --jobs 1; a larger --budget gives the slow peers longer prefixes.
+    "full": {"datasets": None, "learners": OURS + MOA_PEERS + RIVER_PEERS, "budget": 20.0},
     # Our tree and iHOMER on the datasets with published MLHAT numbers (bench/compare.py).
     "anchored": {"datasets": "anchored", "learners": ["mlhat", "ihomer"], "timeout": 3600.0},
     # iHOMER's ablations: one tree over all labels, modes, random clusters of the same sizes,
@@ -70,9 +73,10 @@ PROFILES: dict[str, dict[str, Any]] = {
                  "timeout": 3600.0},
 }
 SUMMARY_KEYS = ("instances", "n_features", "n_labels", "seconds", "learner_seconds",
-                "instances_per_s", "peak_rss_bytes")
+                "instances_per_s", "peak_rss_bytes", "complete", "stream_instances")
 FIELDS = ["learner", "dataset", "status", *SUMMARY_KEYS, "wall_s", *METRIC_KEYS, "params",
           "run_dir"]
+CURVE_POINTS = 50  # cumulative micro-F1 points kept per run, to compare runs on a common prefix
 
 
 def manifest() -> list[dict[str, str]]:
@@ -108,8 +112,12 @@ def split_spec(spec: str) -> tuple[str, list[str]]:
 
 
 def run_one(spec: str, ds: dict[str, str], runs: Path, timeout: float, params: list[str],
-            limit: int | None, seed: int) -> dict[str, Any]:
-    """Run one pair in a subprocess; return its row (metrics, or the failure as ``status``)."""
+            limit: int | None, seed: int, budget: float | None = None) -> dict[str, Any]:
+    """Run one pair in a subprocess; return its row (metrics, or the failure as ``status``).
+
+    ``budget`` is the learner's time budget (``replay --max-seconds``): a run that reaches it
+    is scored on the prefix it saw, with status ``partial``. ``timeout`` kills the process.
+    """
     name, own = split_spec(spec)
     run_dir = runs / f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', spec)}__{ds['name']}"
     cmd = [sys.executable, "-m", "ihomer.cli", "replay", str(DATASETS / ds["file"]),
@@ -120,6 +128,8 @@ def run_one(spec: str, ds: dict[str, str], runs: Path, timeout: float, params: l
         cmd += ["--param", p]
     if limit:
         cmd += ["--limit", str(limit)]
+    if budget:
+        cmd += ["--max-seconds", str(budget)]
     # Relative to the repository when inside it, so a committed results.json names no machine.
     where = run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir
     row: dict[str, Any] = {"learner": spec, "dataset": ds["name"], "run_dir": str(where)}
@@ -135,9 +145,22 @@ def run_one(spec: str, ds: dict[str, str], runs: Path, timeout: float, params: l
         row["status"] = "error: " + last[-1].removeprefix("ihomer: error: ")[:200]
         return row
     summary = json.loads((run_dir / "summary.json").read_text())
-    row.update(status="ok", **{k: summary[k] for k in (*SUMMARY_KEYS, *METRIC_KEYS)})
+    row.update(status="ok" if summary["complete"] else "partial",
+               **{k: summary[k] for k in (*SUMMARY_KEYS, *METRIC_KEYS)})
     row["params"] = json.dumps(summary.get("params", {}), sort_keys=True, default=str)
+    row["curve"] = micro_f1_curve(run_dir / "curve.csv")
     return row
+
+
+def micro_f1_curve(path: Path) -> list[list[float]]:
+    """``[[instances, cumulative micro-F1], ...]``, about ``CURVE_POINTS`` of them: enough to
+    read one run's score at the prefix another (partial) run reached."""
+    with path.open() as f:
+        points = [[int(float(r["instance"])), round(float(r["micro_f1"]), 6)]
+                  for r in csv.DictReader(f)]
+    step = max(1, len(points) // CURVE_POINTS)
+    kept = points[step - 1::step]
+    return kept if kept[-1:] == points[-1:] else [*kept, points[-1]]
 
 
 def _java_version() -> str:
@@ -189,7 +212,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated names, 'all', 'arff' or 'anchored' (default: the "
                          "profile's, or all)")
     ap.add_argument("--param", action="append", default=[], help="KEY=VALUE for every learner")
-    ap.add_argument("--timeout", type=float, default=None, help="seconds per run")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="learning seconds per run; past it a run is scored on its prefix "
+                         "(status partial)")
+    ap.add_argument("--timeout", type=float, default=None,
+                    help="seconds before a run's process is killed (default: 3 h, or twice "
+                         "the budget plus 5 min)")
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (1 per core is fair)")
     ap.add_argument("--limit", type=int, default=None, help="instances per run (smoke tests)")
     ap.add_argument("--seed", type=int, default=42)
@@ -198,6 +226,13 @@ def main(argv: list[str] | None = None) -> int:
                          "(MLHAT,iSOUPT,MLHT,ARF,KNN,ABALR)")
     ap.add_argument("--out", default=None,
                     help="report folder (default: bench/results/PROFILE, or .../latest)")
+    ap.add_argument("--update", action="store_true",
+                    help="keep the rows of the report folder's results.json that this run does "
+                         "not redo, and write the report over both")
+    ap.add_argument("--merge", action="append", default=[], metavar="DIR",
+                    help="also take the rows of DIR/results.json (another folder's runs, e.g. "
+                         "of other learners run at the same time); with --learners '' nothing "
+                         "is run and the report is only rebuilt over the union")
     ap.add_argument("--runs", default=None,
                     help="folder of the per-run outputs (default: bench/results/tmp/<out name>,"
                          " which git ignores; the report only needs results.json and the PNGs)")
@@ -210,22 +245,39 @@ def main(argv: list[str] | None = None) -> int:
     runs = Path(args.runs or ROOT / "bench" / "results" / "tmp" / out.name)
     out.mkdir(parents=True, exist_ok=True)
     runs.mkdir(parents=True, exist_ok=True)
-    timeout = args.timeout or preset.get("timeout", 3600.0)
-    learners = args.learners.split(",") if args.learners else preset.get("learners", ["br-nb"])
+    budget = args.budget if args.budget is not None else preset.get("budget")
+    timeout = args.timeout or preset.get("timeout") or (2 * budget + 300 if budget else 3 * 3600.0)
+    learners = ([lrn for lrn in args.learners.split(",") if lrn] if args.learners is not None
+                else preset.get("learners", ["br-nb"]))
     datasets = select(args.datasets, args.profile)
     pairs = [(lrn, ds) for ds in datasets for lrn in learners]
     print(f"{len(pairs)} runs, {args.jobs} at a time, report in {out}", flush=True)
 
     def job(pair: tuple[str, dict[str, str]]) -> dict[str, Any]:
-        row = run_one(pair[0], pair[1], runs, timeout, args.param, args.limit, args.seed)
+        row = run_one(pair[0], pair[1], runs, timeout, args.param, args.limit, args.seed,
+                      budget)
         extra = (f"{row['instances_per_s']:8.0f} inst/s  micro_f1 {row['micro_f1']:.4f}"
-                 if row["status"] == "ok" else row["status"])
+                 if row["status"] in ("ok", "partial") else row["status"])
+        if row["status"] == "partial":
+            extra += f"  (partial: {row['instances']} of {row['stream_instances']})"
         print(f"  {row['learner']:18s} {row['dataset']:14s} {row['wall_s']:7.1f} s  {extra}",
               flush=True)
         return row
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         rows = list(pool.map(job, pairs))
+    commands = [" ".join(["python bench/run.py", *(sys.argv[1:] if argv is None else argv)])]
+    earlier = [out] if args.update and (out / "results.json").exists() else []
+    for folder in [*earlier, *map(Path, args.merge)]:
+        old = json.loads((folder / "results.json").read_text())
+        redone = {(r["learner"], r["dataset"]) for r in rows}
+        kept = [r for r in old["rows"] if (r["learner"], r["dataset"]) not in redone]
+        rows = kept + rows
+        commands = old["meta"].get("commands", [old["meta"].get("command", "?")]) + commands
+    order = {name: i for i, name in enumerate(OURS + MOA_PEERS + RIVER_PEERS)}
+    place = {r["name"]: i for i, r in enumerate(manifest())}
+    rows.sort(key=lambda r: (place.get(r["dataset"], len(place)),
+                             order.get(r["learner"], len(order))))
 
     with (out / "results.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
@@ -238,9 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         "profile": args.profile,
         "machine": machine(),
         "software": software(),
-        "command": " ".join(["python bench/run.py", *(sys.argv[1:] if argv is None else argv)]),
+        "commands": commands,
         "limit": args.limit,
         "timeout": timeout,
+        "budget": budget,
         "jobs": args.jobs,
         "seed": args.seed,
         "published": published,
@@ -251,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     path = report.write(out, rows, meta, report.read_anchors(ANCHORS), meta["anchor_of"],
                         None if published == "all" else set(published))
     print(f"wrote {out / 'results.csv'}, {out / 'results.json'}, {path} and plots")
-    return 0 if all(r["status"] == "ok" for r in rows) else 1
+    return 0 if all(r["status"] in ("ok", "partial") for r in rows) else 1
 
 
 if __name__ == "__main__":
