@@ -65,6 +65,12 @@ def _fmt(r: dict[str, Any], key: str, fmt: str) -> str:
     return format(r[key], fmt) + (MARK if r["status"] == "partial" else "")
 
 
+def _wall(r: dict[str, Any]) -> str:
+    """The whole process's seconds; blank for a run collected by ``--resume`` from an older
+    harness, which kept none."""
+    return "" if r.get("wall_s") is None else f"{r['wall_s']:.1f}"
+
+
 def at_prefix(r: dict[str, Any], n: int) -> float | None:
     """Cumulative micro-F1 of run ``r`` after about ``n`` instances, from its kept curve
     (the last point at or before ``n``); ``None`` when the run has no point that early."""
@@ -181,11 +187,11 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any], anchors: dict[str
                                               else f"/{r.get('stream_instances') or '?'}")
                 body.append([r["learner"], r["status"], inst,
                              f"{r['instances_per_s']:.0f}", f"{r['seconds']:.1f}",
-                             f"{r['wall_s']:.1f}", f"{r['peak_rss_bytes'] / 2**20:.0f}",
+                             _wall(r), f"{r['peak_rss_bytes'] / 2**20:.0f}",
                              *(_fmt(r, m, ".4f") for m in SHOWN)])
             else:
                 body.append([r["learner"], _short(r["status"]), "", "", "",
-                             f"{r['wall_s']:.1f}", "", *([""] * len(SHOWN))])
+                             _wall(r), "", *([""] * len(SHOWN))])
         for a in anchors.get(anchor_of.get(ds, ""), []):
             if published is None or a["algorithm"] in published:
                 body.append([f"*published {a['algorithm']}*", "other hardware", "full",

@@ -73,6 +73,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                  "timeout": 3600.0},
 }
 SUMMARY_KEYS = ("instances", "n_features", "n_labels", "seconds", "learner_seconds",
+                "warm_up_seconds",
                 "instances_per_s", "peak_rss_bytes", "complete", "stream_instances")
 FIELDS = ["learner", "dataset", "status", *SUMMARY_KEYS, "wall_s", *METRIC_KEYS, "params",
           "run_dir"]
@@ -112,11 +113,13 @@ def split_spec(spec: str) -> tuple[str, list[str]]:
 
 
 def run_one(spec: str, ds: dict[str, str], runs: Path, timeout: float, params: list[str],
-            limit: int | None, seed: int, budget: float | None = None) -> dict[str, Any]:
+            limit: int | None, seed: int, budget: float | None = None,
+            resume: bool = False) -> dict[str, Any]:
     """Run one pair in a subprocess; return its row (metrics, or the failure as ``status``).
 
     ``budget`` is the learner's time budget (``replay --max-seconds``): a run that reaches it
     is scored on the prefix it saw, with status ``partial``. ``timeout`` kills the process.
+    ``resume`` takes a finished run's outputs from ``runs`` instead of running it again.
     """
     name, own = split_spec(spec)
     run_dir = runs / f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', spec)}__{ds['name']}"
@@ -133,6 +136,12 @@ def run_one(spec: str, ds: dict[str, str], runs: Path, timeout: float, params: l
     # Relative to the repository when inside it, so a committed results.json names no machine.
     where = run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir
     row: dict[str, Any] = {"learner": spec, "dataset": ds["name"], "run_dir": str(where)}
+    if resume and (run_dir / "summary.json").exists():
+        saved = run_dir / "row.json"
+        if saved.exists():
+            return json.loads(saved.read_text())
+        row["wall_s"] = None  # run by an older harness that kept no row: process time unknown
+        return _scored(row, run_dir)
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -144,9 +153,16 @@ def run_one(spec: str, ds: dict[str, str], runs: Path, timeout: float, params: l
         last = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()] or ["?"]
         row["status"] = "error: " + last[-1].removeprefix("ihomer: error: ")[:200]
         return row
+    row = _scored(row, run_dir)
+    (run_dir / "row.json").write_text(json.dumps(row) + "\n")  # for --resume
+    return row
+
+
+def _scored(row: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """``row`` with the metrics, timings and parameters of the finished run in ``run_dir``."""
     summary = json.loads((run_dir / "summary.json").read_text())
-    row.update(status="ok" if summary["complete"] else "partial",
-               **{k: summary[k] for k in (*SUMMARY_KEYS, *METRIC_KEYS)})
+    row.update(status="ok" if summary.get("complete", True) else "partial",
+               **{k: summary.get(k) for k in (*SUMMARY_KEYS, *METRIC_KEYS)})
     row["params"] = json.dumps(summary.get("params", {}), sort_keys=True, default=str)
     row["curve"] = micro_f1_curve(run_dir / "curve.csv")
     return row
@@ -229,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--update", action="store_true",
                     help="keep the rows of the report folder's results.json that this run does "
                          "not redo, and write the report over both")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse the runs already finished in the runs folder (an interrupted "
+                         "profile, or the same runs folder shared by processes run side by "
+                         "side) and run only the others")
     ap.add_argument("--merge", action="append", default=[], metavar="DIR",
                     help="also take the rows of DIR/results.json (another folder's runs, e.g. "
                          "of other learners run at the same time); with --learners '' nothing "
@@ -255,12 +275,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def job(pair: tuple[str, dict[str, str]]) -> dict[str, Any]:
         row = run_one(pair[0], pair[1], runs, timeout, args.param, args.limit, args.seed,
-                      budget)
+                      budget, args.resume)
         extra = (f"{row['instances_per_s']:8.0f} inst/s  micro_f1 {row['micro_f1']:.4f}"
                  if row["status"] in ("ok", "partial") else row["status"])
         if row["status"] == "partial":
             extra += f"  (partial: {row['instances']} of {row['stream_instances']})"
-        print(f"  {row['learner']:18s} {row['dataset']:14s} {row['wall_s']:7.1f} s  {extra}",
+        wall = "      ?" if row["wall_s"] is None else f"{row['wall_s']:7.1f}"
+        print(f"  {row['learner']:18s} {row['dataset']:14s} {wall} s  {extra}",
               flush=True)
         return row
 
