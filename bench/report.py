@@ -104,7 +104,8 @@ def ratios(rows: list[dict[str, Any]], datasets: list[str], ours: str,
             speed[p].append(s)
             line.append(f"{s:.1f}")
             if not ours_f1 or theirs["micro_f1"] <= 0:  # no ratio of or to zero
-                line.append(f"{ours_f1 or 0:.3f} vs {theirs['micro_f1']:.3f}{mark}")
+                mine_txt = "n/a" if ours_f1 is None else f"{ours_f1:.3f}"  # prefix before our
+                line.append(f"{mine_txt} vs {theirs['micro_f1']:.3f}{mark}")  # first curve point
             else:
                 q = ours_f1 / theirs["micro_f1"]
                 quality[p].append(q)
