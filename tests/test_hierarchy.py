@@ -154,3 +154,38 @@ def test_real_dataset_runs_every_instance() -> None:
     res = prequential(stream, IHOMER())
     assert 0.0 < res.summary["micro_f1"] <= 1.0
     assert res.summary["instances"] == 593
+
+
+def many_label_stream(n: int = 2500, n_features: int = 4000, groups: int = 10,
+                      seed: int = 3) -> InMemoryStream:
+    """Sparse rows (30 of ``n_features`` binary features); label group ``k`` (labels
+    ``4k..4k+3``) is present when feature ``k`` is."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        idx = np.sort(rng.choice(n_features, size=30, replace=False)).astype(np.int32)
+        labels = [4 * k + j for k in range(groups) if k in idx for j in range(4)]
+        rows.append(Instance(idx, np.ones(len(idx)), np.asarray(labels, np.int32)))
+    schema = Schema(tuple(f"x{j}" for j in range(n_features)),
+                    tuple(f"y{j}" for j in range(4 * groups)), sparse=True, source="many")
+    return InMemoryStream(schema, Batch.from_instances(rows))
+
+
+def test_memory_budget_holds_across_all_trees() -> None:
+    stream = many_label_stream()
+    free = IHOMER(n_min=50, max_bytes=None).bind(stream.schema)
+    free.test_then_train_many(stream.data)
+    trees = [m.tree for m in free._members.values()] + [free._meta]
+    fixed = sum(t._fixed_bytes(t._state.lf_lv.shape[2]) for t in trees)  # nodes, leaves...
+    budget = fixed + (free.memory_bytes - fixed) // 3  # ...and a third of the rows
+    model = IHOMER(n_min=50, max_bytes=budget).bind(stream.schema)
+    peak = 0
+    for start in range(0, len(stream.data), 250):
+        model.test_then_train_many(stream.data.slice(start, start + 250))
+        model._share_memory()  # what the next segment would start with
+        peak = max(peak, model.memory_bytes)
+    assert model.n_clusters >= 5
+    assert peak <= budget
+    owners_are_a_partition(model)
+    probe = stream.data.slice(0, 200)
+    assert len(model.predict_many(probe)) == 200

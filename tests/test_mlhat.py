@@ -422,6 +422,57 @@ def test_sparse_million_feature_stream_stays_small() -> None:
     assert m._state.ctr[C_RUSED] <= len(data.indices)
 
 
+def test_keep_labels_in_place_equals_the_projection() -> None:
+    data = dense_stream(3000, n_features=6, n_labels=5, seed=6)
+    m = MLHAT(grace_period=100, delta=1e-3)
+    m.learn_many(data)
+    sel = [4, 0, 2]
+    p = m.project(sel)
+    q = MLHAT.from_state_dict(m.state_dict())
+    cap = q._state.rw_lv.shape
+    q.keep_labels(sel)
+    assert q._state.rw_lv.shape == cap  # same arrays, no reallocation
+    assert q.label_vocab.names == p.label_vocab.names and q.n_labels == 3
+    sub = make_batch([{f: float(v) for f, v in zip(r.indices, r.values, strict=True)}
+                      for r in data.slice(0, 500)],
+                     [[sel.index(j) for j in r.labels if j in sel] for r in data.slice(0, 500)])
+    np.testing.assert_array_equal(q.predict_proba_many(sub), p.predict_proba_many(sub))
+    assert run(q, sub) == run(p, sub)
+    q.learn_many(make_batch([{0: 1.0}], [[3]]))  # a new label reuses a freed column
+    assert q.n_labels == 4 and q._state.rw_lv.shape == cap
+
+
+def test_share_memory_keeps_the_most_used_rows_within_the_share() -> None:
+    data = sparse_stream(4000, 3000, 6, nnz=10, seed=21)
+    m = MLHAT(grace_period=100, delta=1e-2, tau=1.0)
+    run(m, data.slice(0, 3000))
+    s = m._state
+
+    def rows(s: object) -> dict[tuple[int, int], float]:
+        live = np.flatnonzero(s.rw_i[:, 1] >= 0)  # type: ignore[attr-defined]
+        return {(int(s.rw_i[r, 1]), int(s.rw_i[r, 0])): float(s.rw_f[r, RF_CNT])  # type: ignore[attr-defined]
+                for r in live}
+
+    before = rows(s)
+    probe = data.slice(3000, 3100)
+    share = m.memory_bytes // 3
+    m.share_memory(share)
+    assert m.memory_bytes <= share
+    after = rows(m._state)
+    assert 0 < len(after) < len(before)
+    assert all(before[k] == c for k, c in after.items())  # kept rows are untouched
+    dropped = [c for k, c in before.items() if k not in after]
+    assert min(after.values()) >= max(dropped)  # the least used went first
+    t = m._state
+    for r in np.flatnonzero(t.rw_i[:, 1] >= 0):  # the hash table finds every kept row
+        assert K.ht_find(t, (int(t.rw_i[r, 1]) << 32) | int(t.rw_i[r, 0])) == r
+    assert len(m.predict_many(probe)) == 100
+    run(m, data.slice(3000, 4000))  # it keeps learning inside its share
+    assert m.memory_bytes <= share
+    m.share_memory(None)
+    assert m._state.ctr[C_RLIMIT] > len(m._state.rw_i)
+
+
 def test_state_dict_round_trip_predicts_and_learns_the_same() -> None:
     data = sparse_stream(2000, 60, 4, seed=13)
     m = MLHAT(grace_period=50, delta=1e-2, poisson=True, seed=3)

@@ -59,6 +59,18 @@ class Vocabulary:
     def get(self, name: Any) -> int | None:
         return self.ids.get(name)
 
+    def copy(self) -> Vocabulary:
+        """An independent vocabulary with the same names and ids (no per-name work)."""
+        out = Vocabulary()
+        out.names = list(self.names)
+        out.ids = dict(self.ids)
+        return out
+
+    def extend(self, names: Iterable[Any]) -> None:
+        """Add every name of ``names`` in order (those already present keep their id)."""
+        for n in names:
+            self.add(n)
+
 
 @dataclass
 class Predictions:

@@ -130,6 +130,10 @@ class IHOMER(MultiLabelLearner):
         Parameters of :class:`~ihomer.learners.clustering.LabelClustering`.
     tree
         Keyword arguments of every :class:`~ihomer.learners.mlhat.MLHAT` (clusters and meta).
+    max_bytes
+        Bound on the bytes of all trees together (see :meth:`_share_memory`); each tree also
+        keeps its own ``max_bytes`` (MLHAT's default 512 MiB, or as set in ``tree``). ``None``
+        for no common bound.
     seed
         Seed of the trees (Poisson weighting) and of the random partition.
     """
@@ -150,6 +154,7 @@ class IHOMER(MultiLabelLearner):
         min_size: int | None = None,
         max_size: int | None = None,
         tree: dict[str, Any] | None = None,
+        max_bytes: int | None = 2**30,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -169,6 +174,7 @@ class IHOMER(MultiLabelLearner):
         self.min_size = min_size
         self.max_size = max_size
         self.tree = dict(tree or {})
+        self.max_bytes = max_bytes
         self.seed = seed
         self.clustering = LabelClustering(delta=cluster_delta, tau=cluster_tau, n_min=n_min,
                                           min_size=min_size, max_size=max_size)
@@ -178,7 +184,7 @@ class IHOMER(MultiLabelLearner):
         self._owner = np.full(0, -1, np.int64)
         self._seen = 0
         self._meta: MLHAT | None = None
-        self._meta_keys: list[int] = []
+        self._meta_keys: list[int | None] = []  # None: a retired cluster's column
         self.events: list[dict[str, Any]] = []
         self.n_restructures = 0
         self.n_handovers = 0
@@ -197,8 +203,7 @@ class IHOMER(MultiLabelLearner):
 
     def _new_tree(self) -> MLHAT:
         t = MLHAT(**{"seed": self.seed, **self.tree})
-        for name in self.feature_vocab.names:
-            t.feature_vocab.add(name)
+        t.feature_vocab = self.feature_vocab.copy()
         return t
 
     def _new_member(self, cluster: int | None, tree: MLHAT, labels: list[int]) -> _Member:
@@ -279,12 +284,9 @@ class IHOMER(MultiLabelLearner):
 
     def _sync(self, tree: MLHAT, labels: list[int]) -> None:
         """Give a tree the global names of its features and of its (local) labels."""
-        names = self.feature_vocab.names
-        for i in range(len(tree.feature_vocab), len(names)):
-            tree.feature_vocab.add(names[i])
+        tree.feature_vocab.extend(self.feature_vocab.names[len(tree.feature_vocab):])
         lnames = self.label_vocab.names
-        for i in range(len(tree.label_vocab), len(labels)):
-            tree.label_vocab.add(lnames[labels[i]])
+        tree.label_vocab.extend(lnames[g] for g in labels[len(tree.label_vocab):])
         tree._ensure(len(tree.feature_vocab), len(tree.label_vocab))
 
     def _drop_idle(self) -> None:
@@ -294,22 +296,37 @@ class IHOMER(MultiLabelLearner):
                 del self._members[key]
 
     def _rebuild_meta(self) -> None:
-        """Meta-labels follow the current clusters: keep the columns of surviving members."""
+        """Meta-labels follow the current clusters: keep the columns of surviving members.
+
+        A retired cluster's column stays in the meta tree (its key becomes ``None``: never
+        present again, never routed to) until retired columns are a third of them, and only
+        then is the tree restricted, in place, to the live ones. That pass touches the whole
+        meta tree, the largest of all (it sees every instance); on a stream that restructures
+        often (debtags: about 100 restructures in its first 8,000 instances, 140 clusters)
+        copying it at every restructure cost more than all the learning.
+        """
         current = sorted(k for k, m in self._members.items() if m.cluster is not None)
         if self._meta is None:
             self._meta = self._new_tree()
             self._meta_keys = []
-        keep = [i for i, k in enumerate(self._meta_keys) if k in current]
-        if len(keep) < len(self._meta_keys):
-            self._meta = self._meta.project(keep) if keep else self._new_tree()
-        kept_keys = [self._meta_keys[i] for i in keep]
-        self._meta_keys = kept_keys + [k for k in current if k not in kept_keys]
-        names = self.feature_vocab.names
-        for i in range(len(self._meta.feature_vocab), len(names)):
-            self._meta.feature_vocab.add(names[i])
-        for i in range(len(self._meta.label_vocab), len(self._meta_keys)):
-            self._meta.label_vocab.add(f"cluster-member-{self._meta_keys[i]}")
-        self._meta._ensure(len(self._meta.feature_vocab), len(self._meta_keys))
+        live = set(current)
+        keys: list[int | None] = [k if k in live else None for k in self._meta_keys]
+        dead = sum(k is None for k in keys)
+        if dead and 3 * dead >= len(keys):
+            keep = [i for i, k in enumerate(keys) if k is not None]
+            if keep:
+                self._meta.keep_labels(keep)
+            else:
+                self._meta = self._new_tree()
+            keys = [keys[i] for i in keep]
+        known = set(keys)
+        keys += [k for k in current if k not in known]
+        self._meta_keys = keys
+        meta = self._meta
+        meta.feature_vocab.extend(self.feature_vocab.names[len(meta.feature_vocab):])
+        meta.label_vocab.extend(f"cluster-member-{keys[i]}"
+                                for i in range(len(meta.label_vocab), len(keys)))
+        meta._ensure(len(meta.feature_vocab), len(keys))
 
     def _apply(self, changes: list[Change]) -> None:
         for c in changes:
@@ -348,9 +365,41 @@ class IHOMER(MultiLabelLearner):
             return None
         return _concat(parts)
 
+    def _share_memory(self) -> None:
+        """Split what is left of ``max_bytes`` among the trees, in proportion to what they hold.
+
+        Called before every segment, so that the trees together stay within the budget while
+        they run their own loops: each may grow by its share of the free bytes, and a tree that
+        reaches its share stops taking new features at its leaves (MLHAT's memory rule). When
+        the trees hold more than the budget (a restructure created trees or widened the meta
+        tree's rows), each is cut back to its proportional part, dropping its least used
+        statistics rows. The
+        share follows the size a tree reached, which is where its features and labels are: on
+        debtags (598 labels, 65,536 hashed features) the meta tree, which sees every instance,
+        holds most of it.
+        """
+        if self.max_bytes is None:
+            return
+        trees = [m.tree for m in self._members.values()]
+        if self._meta is not None:
+            trees.append(self._meta)
+        room = self.max_bytes - self.clustering.memory_bytes - self._owner.nbytes
+        held = [t.memory_bytes for t in trees]
+        total = sum(held)
+        if total > room:  # new trees or wider meta rows since the last call: every tree gives
+            for t, h in zip(trees, held, strict=True):
+                t.share_memory(h * room // total)
+            held = [t.memory_bytes for t in trees]
+            total = sum(held)
+        free = max(0, room - total)
+        for t, h in zip(trees, held, strict=True):
+            t.share_memory(h + free * h // max(total, 1))
+
     def _segment(self, seg: Batch, predict: bool, learn: bool) -> Predictions:
         """Run every tree over a segment with a fixed partition; return the union."""
         n = len(seg)
+        if learn:
+            self._share_memory()
         rows_all = np.arange(n, dtype=np.int64)
         out_rows, out_ids, out_sc = [], [], []
         member_preds: dict[int, tuple[Predictions, np.ndarray]] = {}
@@ -408,6 +457,8 @@ class IHOMER(MultiLabelLearner):
         n, k = len(seg), len(self._meta_keys)
         meta_of = np.full(len(self._owner), -1, np.int64)
         for j, key in enumerate(self._meta_keys):
+            if key is None:
+                continue
             meta_of[np.asarray(self._members[key].labels, np.int64)] = j
         lind, lids = restrict_labels(seg.label_indptr, seg.label_ids, meta_of)
         # A row's meta-labels are the distinct clusters of its labels.

@@ -874,6 +874,85 @@ def split_leaf(s, prm, node, f, t, copy_weights) -> None:
 
 # ============================================================================ memory bound
 @njit
+def trim_rows(s, target) -> None:
+    """Drop statistics rows until at most ``target`` are in use, the least used first.
+
+    A row's use is the number of instances in which its feature was non-zero at its leaf
+    (``RF_CNT``; ties: the lower row id goes first). A dropped feature is simply no longer
+    tracked at that leaf, as when the row limit was reached before it appeared: its split
+    statistics and logistic weights restart from zero if it gets a row again. The rarest
+    features carry the least evidence for a split and the least weight in the models.
+    """
+    used = s.ctr[C_RUSED]
+    drop = used - target
+    if drop <= 0:
+        return
+    cap = len(s.rw_i)
+    cnt = np.empty(used)
+    ids = np.empty(used, np.int64)
+    k = 0
+    for r in range(cap):
+        if s.rw_i[r, RI_LEAF] >= 0:
+            cnt[k] = s.rw_f[r, RF_CNT]
+            ids[k] = r
+            k += 1
+    order = np.argsort(cnt[:k], kind="mergesort")
+    mark = np.zeros(cap, np.bool_)
+    for i in range(min(drop, k)):
+        mark[ids[order[i]]] = True
+    for lf in range(len(s.lf_i)):
+        if s.lf_i[lf, LI_ACTIVE] < 0:
+            continue
+        prev = -1
+        r = s.lf_i[lf, LI_HEAD]
+        while r >= 0:
+            nxt = s.rw_i[r, RI_NEXT]
+            if mark[r]:
+                if prev < 0:
+                    s.lf_i[lf, LI_HEAD] = nxt
+                else:
+                    s.rw_i[prev, RI_NEXT] = nxt
+                ht_delete(s, (np.int64(lf) << 32) | np.int64(s.rw_i[r, RI_FEAT]))
+                s.rw_i[r, RI_LEAF] = -1
+                s.rw_i[r, RI_NEXT] = s.ctr[C_RFREE]
+                s.ctr[C_RFREE] = r
+                s.ctr[C_RUSED] -= 1
+                s.lf_i[lf, LI_NROWS] -= 1
+            else:
+                prev = r
+            r = nxt
+
+
+@njit
+def compact_rows(s) -> int:
+    """Move the rows in use to ids ``0..used-1`` (stable) and return ``used``.
+
+    Leaf lists and heads follow the moves; the free list and the hash table are left to the
+    caller, which rebuilds both for the pool's new capacity.
+    """
+    cap = len(s.rw_i)
+    remap = np.full(cap, -1, np.int64)
+    j = 0
+    for r in range(cap):
+        if s.rw_i[r, RI_LEAF] >= 0:
+            remap[r] = j
+            if r != j:
+                s.rw_i[j, :] = s.rw_i[r, :]
+                s.rw_f[j, :] = s.rw_f[r, :]
+                s.rw_lv[j, :, :] = s.rw_lv[r, :, :]
+            j += 1
+    for r in range(j):
+        nx = s.rw_i[r, RI_NEXT]
+        s.rw_i[r, RI_NEXT] = remap[nx] if nx >= 0 else -1
+    for lf in range(len(s.lf_i)):
+        h = s.lf_i[lf, LI_HEAD]
+        if s.lf_i[lf, LI_ACTIVE] >= 0 and h >= 0:
+            s.lf_i[lf, LI_HEAD] = remap[h]
+    return j
+
+
+# ============================================================================ memory bound
+@njit
 def enforce_memory(s, keep) -> None:
     """Deactivate the least promising leaves so that rows in use fall to 80 % of the limit.
 

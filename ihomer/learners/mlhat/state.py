@@ -136,6 +136,23 @@ def row_bytes(label_cap: int) -> int:
     return 4 * 8 * label_cap + 5 * 8 + 3 * 4 + 2 * (8 + 4)
 
 
+def hash_slots(row_cap: int) -> int:
+    """Slots of the hash table for a row pool of ``row_cap``: a power of two, at least twice."""
+    hcap = 16
+    while hcap < 2 * max(row_cap, 1):
+        hcap *= 2
+    return hcap
+
+
+def rows_within(nbytes: int, label_cap: int) -> int:
+    """Most rows whose pool and hash table (rounded up to a power of two) fit in ``nbytes``."""
+    if nbytes <= 0:
+        return 0
+    rows = nbytes // row_bytes(label_cap)
+    bare = row_bytes(label_cap) - 2 * (8 + 4)
+    return max(0, min(rows, (nbytes - (8 + 4) * hash_slots(rows)) // bare))
+
+
 def empty_state(node_cap: int, row_cap: int, label_cap: int, feature_cap: int,
                 seed: int) -> TreeState:
     """A state with every slot free (no root yet)."""
@@ -168,7 +185,22 @@ def _seed_word(seed: int) -> int:
     return z or 1
 
 
-def _extend(a: np.ndarray, new_len: int, fill: float | int = 0) -> np.ndarray:
+def _extend(a: np.ndarray, new_len: int, fill: float | int = 0,
+            in_place: bool = False) -> np.ndarray:
+    """``a`` with ``new_len`` entries on axis 0, the new ones ``fill``.
+
+    ``in_place`` grows ``a`` itself where NumPy allows it: the allocator can then move a large
+    pool without holding the old and the new copy at once (the row pool is most of a tree).
+    """
+    if in_place:
+        old = len(a)
+        try:
+            a.resize((new_len, *a.shape[1:]), refcheck=False)
+        except ValueError:  # a view, or not contiguous: copy
+            pass
+        else:
+            a[old:] = fill
+            return a
     out = np.full((new_len, *a.shape[1:]), fill, dtype=a.dtype)
     out[: len(a)] = a
     return out
@@ -202,19 +234,46 @@ def grow_rows(s: TreeState, new_cap: int) -> TreeState:
     old = len(s.rw_i)
     if new_cap <= old:
         return s
-    upd = {f: _extend(getattr(s, f), new_cap) for f in ROW_FIELDS}
+    upd = {f: _extend(getattr(s, f), new_cap, in_place=True) for f in ROW_FIELDS}
     upd["rw_i"][old:] = -1  # RI_LEAF -1 marks a free row
     new = np.arange(old, new_cap, dtype=np.int32)
     upd["rw_i"][new[:-1], RI_NEXT] = new[1:]
     upd["rw_i"][new[-1], RI_NEXT] = s.ctr[C_RFREE]
     s.ctr[C_RFREE] = old
     s = s._replace(**upd)
-    hcap = 16
-    while hcap < 2 * new_cap:
-        hcap *= 2
+    hcap = hash_slots(new_cap)
     if hcap > len(s.ht_key):
         s = rehash(s, hcap)
     return s
+
+
+def shrink_rows(s: TreeState, new_cap: int) -> TreeState:
+    """Row pool cut to ``new_cap`` slots, after :func:`~ihomer.learners.mlhat.kernels.compact_rows`
+    moved the ``C_RUSED`` rows in use to the front (so ``new_cap >= C_RUSED``).
+
+    The arrays are shrunk in place where NumPy allows it (no second copy of a large pool in
+    memory at once), else copied; the free list and the hash table are rebuilt.
+    """
+    used = int(s.ctr[C_RUSED])
+    if new_cap < used:
+        raise ValueError(f"cannot keep {used} rows in {new_cap} slots")
+    upd = {}
+    for f in ROW_FIELDS:
+        a = getattr(s, f)
+        if len(a) == new_cap:
+            continue
+        try:
+            a.resize((new_cap, *a.shape[1:]), refcheck=False)
+            upd[f] = a
+        except ValueError:  # a view: copy the part that is kept
+            upd[f] = a[:new_cap].copy()
+    s = s._replace(**upd)
+    s.rw_i[used:, :] = -1
+    free = np.arange(used, new_cap, dtype=np.int32)
+    if len(free):
+        s.rw_i[free[:-1], RI_NEXT] = free[1:]
+    s.ctr[C_RFREE] = used if used < new_cap else -1
+    return rehash(s, hash_slots(new_cap))
 
 
 def rehash(s: TreeState, hcap: int) -> TreeState:

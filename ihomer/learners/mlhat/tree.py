@@ -57,6 +57,8 @@ from ihomer.learners.mlhat.state import (
     grow_nodes,
     grow_rows,
     row_bytes,
+    rows_within,
+    shrink_rows,
     state_bytes,
     words_for,
 )
@@ -267,12 +269,26 @@ class MLHAT(MultiLabelLearner):
         prm[P_NONEMPTY] = 1.0 if nonempty else 0.0
         prm[P_THRESH] = threshold
         self._prm = prm
+        self._share_bytes: int | None = None
         self._state = empty_state(_INITIAL_NODES, 0, 1, 0, seed)
         self._state.ctr[C_NLIMIT] = np.iinfo(np.int64).max if max_nodes is None else max_nodes
         self._set_row_limit()
         self._state.ctr[C_ROOT] = K.new_leaf_node(self._state, self._prm, 0, 0)
 
     # ------------------------------------------------------------------ pools
+    def _bound(self) -> int | None:
+        """The bytes the tree may hold: ``max_bytes`` and any share imposed from outside."""
+        bounds = [b for b in (self.max_bytes, self._share_bytes) if b is not None]
+        return min(bounds) if bounds else None
+
+    def _fixed_bytes(self, label_cap: int) -> int:
+        """Bytes of everything but the row pool and its hash, at ``label_cap`` labels."""
+        s = self._state
+        per_label = s.lf_lv[:, :, :1].nbytes
+        fixed = sum(getattr(s, f).nbytes for f in s._fields
+                    if f not in ROW_FIELDS and f not in ("ht_key", "ht_val"))
+        return fixed + per_label * (label_cap - s.lf_lv.shape[2]) + self._prm.nbytes
+
     def _set_row_limit(self) -> None:
         """Rows the memory bound leaves room for, next to everything else the tree holds.
 
@@ -281,12 +297,43 @@ class MLHAT(MultiLabelLearner):
         arrays take is subtracted first. Called again whenever one of those grows.
         """
         s = self._state
-        if self.max_bytes is None:
+        bound = self._bound()
+        if bound is None:
             s.ctr[C_RLIMIT] = np.iinfo(np.int64).max
             return
-        fixed = sum(getattr(s, f).nbytes for f in s._fields
-                    if f not in ROW_FIELDS and f not in ("ht_key", "ht_val"))
-        s.ctr[C_RLIMIT] = max(1, (self.max_bytes - fixed) // row_bytes(s.lf_lv.shape[2]))
+        fixed = self._fixed_bytes(s.lf_lv.shape[2])
+        s.ctr[C_RLIMIT] = max(1, rows_within(bound - fixed, s.lf_lv.shape[2]))
+
+    def _fit_rows(self, label_cap: int) -> None:
+        """Shrink the row pool so that the tree, at ``label_cap`` labels, fits its bound.
+
+        Keeps 80 % of the rows the bound allows (the least used rows go first, see
+        :func:`~ihomer.learners.mlhat.kernels.trim_rows`), so that it does not have to
+        shrink again at the next instance.
+        """
+        bound = self._bound()
+        s = self._state
+        if bound is None:
+            return
+        fixed = self._fixed_bytes(label_cap)
+        if fixed + len(s.rw_i) * (row_bytes(label_cap) - 24) + s.ht_key.nbytes + s.ht_val.nbytes \
+                <= bound:
+            return
+        rows = int(0.8 * rows_within(bound - fixed, label_cap))
+        K.trim_rows(s, rows)
+        K.compact_rows(s)
+        self._state = shrink_rows(s, max(rows, int(s.ctr[C_RUSED]), 1))
+
+    def share_memory(self, nbytes: int | None) -> None:
+        """Bound the tree's bytes by ``nbytes`` as well as by ``max_bytes`` (``None``: lift it).
+
+        For a learner that holds many trees under one budget (iHOMER), which hands each tree
+        its share between calls. A tree above its new bound drops its least used statistics
+        rows and releases the room they took.
+        """
+        self._share_bytes = nbytes
+        self._fit_rows(self._state.lf_lv.shape[2])
+        self._set_row_limit()
 
     def _grow_labels(self, n_labels: int) -> None:
         s = self._state
@@ -295,7 +342,8 @@ class MLHAT(MultiLabelLearner):
             # exact on the first growth (bind), then by half again: label growth reallocates
             # every row, so it must stay rare, but a power of two would waste up to half of it
             cap = max(n_labels, cap * 3 // 2) if s.ctr[C_L] > 0 else n_labels
-            self._state = s = grow_labels(s, cap)
+            self._fit_rows(cap)  # wider rows: make room first, not after the copy
+            self._state = s = grow_labels(self._state, cap)
             self._set_row_limit()
         s.ctr[C_L] = n_labels
 
@@ -317,6 +365,7 @@ class MLHAT(MultiLabelLearner):
             self._state = grow_rows(s, new)
         else:
             self._state = grow_nodes(s, 2 * len(s.nd_i))
+            self._fit_rows(self._state.lf_lv.shape[2])  # more nodes, less room for rows
             self._set_row_limit()
         self._state.ctr[C_NEED_ROWS] = 0
 
@@ -371,16 +420,10 @@ class MLHAT(MultiLabelLearner):
         loss histories were measured on all labels and are kept as they are: they describe
         the subtree's quality until the projection's own instances overwrite them.
         """
-        sel = np.asarray(label_ids, dtype=np.int64)
-        if sel.ndim != 1 or (len(sel) and (sel.min() < 0 or sel.max() >= self._n_labels)):
-            raise ValueError(f"label ids must lie in [0, {self._n_labels})")
-        if len(np.unique(sel)) != len(sel):
-            raise ValueError("label ids must be distinct")
+        sel = self._check_labels(label_ids)
         new = MLHAT(**{k: getattr(self, k) for k in _PARAMS})
-        for name in self.feature_vocab.names:
-            new.feature_vocab.add(name)
-        for i in sel:
-            new.label_vocab.add(self.label_vocab.names[i])
+        new.feature_vocab = self.feature_vocab.copy()
+        new.label_vocab.extend(self.label_vocab.names[i] for i in sel)
         s = self._state
         cap = 1
         while cap < max(len(sel), 1):
@@ -404,6 +447,39 @@ class MLHAT(MultiLabelLearner):
         new._n_features = self._n_features
         new._set_row_limit()
         return new
+
+    def keep_labels(self, label_ids: Sequence[int]) -> None:
+        """Restrict this tree, in place, to ``label_ids`` (as :meth:`project`, without a copy).
+
+        The kept labels become ``0..len(label_ids)-1`` in the given order; the label capacity
+        stays, so labels added later reuse the freed columns without reallocating the rows.
+        For a tree too large to hold twice (iHOMER's meta tree on many labels and features).
+        """
+        sel = self._check_labels(label_ids)
+        s = self._state
+        k = len(sel)
+        for f in LABEL_FIELDS:
+            a = getattr(s, f)
+            for i in range(0, len(a), 4096):  # in row blocks: no full-size temporary
+                a[i:i + 4096, :, :k] = a[i:i + 4096, :, sel]
+            a[:, :, k:] = 0.0
+        bits = np.zeros_like(s.lf_lsbits)
+        cnt = np.zeros_like(s.lf_lscnt)
+        lf_i, lf_f = s.lf_i.copy(), s.lf_f.copy()
+        K.project_labelsets(s.lf_lsbits, s.lf_lscnt, s.lf_i, sel, bits, cnt, lf_i, lf_f)
+        self._state = s._replace(lf_lsbits=bits, lf_lscnt=cnt, lf_i=lf_i, lf_f=lf_f)
+        self._state.ctr[C_L] = k
+        self._n_labels = k
+        names = self.label_vocab.names
+        self.label_vocab = Vocabulary(names[i] for i in sel)
+
+    def _check_labels(self, label_ids: Sequence[int]) -> np.ndarray:
+        sel = np.asarray(label_ids, dtype=np.int64)
+        if sel.ndim != 1 or (len(sel) and (sel.min() < 0 or sel.max() >= self._n_labels)):
+            raise ValueError(f"label ids must lie in [0, {self._n_labels})")
+        if len(np.unique(sel)) != len(sel):
+            raise ValueError("label ids must be distinct")
+        return sel
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
