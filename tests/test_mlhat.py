@@ -442,6 +442,24 @@ def test_keep_labels_in_place_equals_the_projection() -> None:
     assert q.n_labels == 4 and q._state.rw_lv.shape == cap
 
 
+def test_copy_label_starts_a_new_label_from_an_old_one() -> None:
+    data = dense_stream(3000, n_features=6, n_labels=3, seed=11)
+    m = MLHAT(grace_period=100, delta=1e-3)
+    m.learn_many(data)
+    m.learn_many(make_batch([{0: 0.0}], [[3]]))  # label 3 arrives (one instance)
+    probe = make_batch([{f: float(v) for f, v in zip(r.indices, r.values, strict=True)}
+                        for r in data.slice(0, 200)], [[]] * 200)
+    m.copy_label(1, 3)
+    sc = m.predict_proba_many(probe)
+    np.testing.assert_array_equal(sc[:, 3], sc[:, 1])
+    s = m._state
+    on1 = (s.lf_lsbits[:, :, 0] >> np.uint64(1)) & np.uint64(1)
+    on3 = (s.lf_lsbits[:, :, 0] >> np.uint64(3)) & np.uint64(1)
+    np.testing.assert_array_equal(on1, on3)
+    with pytest.raises(ValueError, match="label id 4"):
+        m.copy_label(0, 4)
+
+
 def test_share_memory_keeps_the_most_used_rows_within_the_share() -> None:
     data = sparse_stream(4000, 3000, 6, nnz=10, seed=21)
     m = MLHAT(grace_period=100, delta=1e-2, tau=1.0)
