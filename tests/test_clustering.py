@@ -237,6 +237,31 @@ def test_random_streams_keep_a_partition_and_batch_equals_rows(
     assert many.tree() == one.tree()
 
 
+@settings(max_examples=40, deadline=None)
+@given(rows=rows_strategy, n_min=st.integers(1, 30), cut=st.integers(0, 250))
+def test_state_dict_round_trip_continues_exactly(rows: list[list[int]], n_min: int,
+                                                 cut: int) -> None:
+    import json
+
+    from ihomer.connectors.checkpoint import flatten, unflatten
+
+    cut = min(cut, len(rows))
+    one = LabelClustering(n_min=n_min, min_size=2, max_size=6)
+    if cut:
+        one.update_many(*csr(rows[:cut]))
+    arrays: dict[str, np.ndarray] = {}
+    text = json.dumps(flatten(one.state_dict(), arrays))
+    two = LabelClustering.from_state_dict(unflatten(json.loads(text), arrays))
+    assert two.tree() == one.tree() and two.history == one.history
+    if cut < len(rows):
+        assert two.update_many(*csr(rows[cut:])) == one.update_many(*csr(rows[cut:]))
+    assert two.partition() == one.partition()
+    assert two.tree() == one.tree()
+    pairs = [(a, b) for c in one.partition() for a, b in itertools.combinations(c[:6], 2)]
+    assert [two.dissimilarity(a, b) for a, b in pairs] == [
+        one.dissimilarity(a, b) for a, b in pairs]
+
+
 def test_empty_instances_and_errors() -> None:
     clu = LabelClustering(n_min=2)
     assert clu.update(np.array([], dtype=np.int64)) == []

@@ -189,3 +189,28 @@ def test_memory_budget_holds_across_all_trees() -> None:
     owners_are_a_partition(model)
     probe = stream.data.slice(0, 200)
     assert len(model.predict_many(probe)) == 200
+
+
+@pytest.mark.parametrize("mode", ["homer", "flat"])
+def test_state_dict_round_trip_continues_exactly(mode: str) -> None:
+    import json
+
+    from ihomer.connectors.checkpoint import flatten, supports_state, unflatten
+
+    stream = two_group_stream(n=2000, seed=4, swap_at=1000)
+    data = stream.data
+    model = IHOMER(mode=mode, n_min=50).bind(stream.schema)
+    model.test_then_train_many(data.slice(0, 1200))
+    assert model.n_restructures > 0 and supports_state(model)
+    arrays: dict[str, np.ndarray] = {}
+    text = json.dumps(flatten(model.state_dict(), arrays))  # JSON and plain arrays only
+    assert all(a.dtype != object for a in arrays.values())
+    twin = IHOMER.from_state_dict(unflatten(json.loads(text), arrays))
+    assert twin.params() == model.params()
+    assert twin.clusters() == model.clusters()
+    rest = data.slice(1200, 2000)
+    a, b = model.test_then_train_many(rest), twin.test_then_train_many(rest)
+    np.testing.assert_array_equal(a.indptr, b.indptr)
+    np.testing.assert_array_equal(a.label_ids, b.label_ids)
+    assert twin.events == model.events
+    assert twin.clustering.history == model.clustering.history

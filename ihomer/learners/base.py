@@ -322,28 +322,27 @@ class MultiLabelLearner:
         """
         if not self.jitted:
             return 0.0
-        import inspect
         import time
 
         t0 = time.perf_counter()
-        names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self"]
-        twin = type(self)(**{n: getattr(self, n) for n in names if hasattr(self, n)})
+        twin = type(self)(**self._ctor_kwargs())
         schema, batch = _warm_up_stream()
         twin.bind(schema)
         twin.test_then_train_many(batch)
         twin.predict_proba_many(batch.slice(0, 8))
         return time.perf_counter() - t0
 
-    def params(self) -> dict[str, Any]:
-        """Constructor parameters, for result files (river's ``_get_params`` in spirit)."""
+    def _ctor_kwargs(self) -> dict[str, Any]:
+        """The constructor's arguments, read back from the attributes of the same names."""
         import inspect
 
-        out = {}
-        for name in inspect.signature(type(self).__init__).parameters:
-            if name != "self" and hasattr(self, name):
-                v = getattr(self, name)
-                out[name] = v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
-        return out
+        names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self"]
+        return {n: getattr(self, n) for n in names if hasattr(self, n)}
+
+    def params(self) -> dict[str, Any]:
+        """Constructor parameters, for result files (river's ``_get_params`` in spirit)."""
+        return {k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
+                for k, v in self._ctor_kwargs().items()}
 
 
 def _warm_up_stream(n: int = 1500, seed: int = 7) -> tuple[Schema, Batch]:

@@ -405,6 +405,76 @@ class LabelClustering:
                   self._size_hist, self._touched)
         return sum(a.nbytes for a in arrays) + self._pairs.nbytes + self._cross.nbytes
 
+    # ------------------------------------------------------------------ checkpoints
+    _ARRAYS = ("_cluster_of", "_label_n", "_cluster_n", "_tested_at", "_size_hist", "_touched")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The whole clustering as JSON values and NumPy arrays (no pickle).
+
+        The cluster tree is listed depth first, each node with the index of its parent, so
+        children keep their order; active clusters keep their order too, since checkpoints
+        visit them in it.
+        """
+        nodes: list[_Node] = []
+        stack = [self._root]
+        while stack:
+            node = stack.pop()
+            nodes.append(node)
+            stack.extend(reversed(node.children))
+        index = {id(n): i for i, n in enumerate(nodes)}
+        return {
+            "params": {"delta": self.delta, "tau": self.tau, "n_min": self.n_min,
+                       "min_size": self.min_size, "max_size": self.max_size},
+            "n_seen": self.n_seen, "next_id": self._next_id, "n_labels": self._n_labels,
+            "sizes": [self._min, self._max],
+            "arrays": {a: getattr(self, a).copy() for a in self._ARRAYS},
+            "pairs": [self._pairs.keys.copy(), self._pairs.vals.copy(), self._pairs.fill.copy()],
+            "cross": [self._cross.keys.copy(), self._cross.vals.copy(), self._cross.fill.copy()],
+            "nodes": [{"parent": -1 if n.parent is None else index[id(n.parent)], "id": n.id,
+                       "labels": list(n.labels), "split_d1": n.split_d1,
+                       "split_eps": n.split_eps, "created": n.created} for n in nodes],
+            "active": [[cid, index[id(n)]] for cid, n in self._active.items()],
+            "history": [{"kind": c.kind, "instance": c.instance,
+                         "before": [list(x) for x in c.before],
+                         "after": [list(x) for x in c.after],
+                         "before_ids": list(c.before_ids), "after_ids": list(c.after_ids)}
+                        for c in self.history],
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> LabelClustering:
+        """The clustering :meth:`state_dict` described; it continues exactly as the original."""
+        clu = cls(**state["params"])
+        clu.n_seen = int(state["n_seen"])
+        clu._next_id = int(state["next_id"])
+        clu._n_labels = int(state["n_labels"])
+        clu._min, clu._max = (int(v) for v in state["sizes"])
+        for a in cls._ARRAYS:
+            setattr(clu, a, np.array(state["arrays"][a], dtype=np.int64))
+        for name in ("pairs", "cross"):
+            h = getattr(clu, f"_{name}")
+            h.keys, h.vals, h.fill = (np.array(v, dtype=np.int64) for v in state[name])
+        nodes: list[_Node] = []
+        for d in state["nodes"]:
+            parent = nodes[d["parent"]] if d["parent"] >= 0 else None
+            node = _Node(parent)
+            node.id = int(d["id"])
+            node.labels = tuple(int(g) for g in d["labels"])
+            node.split_d1 = None if d["split_d1"] is None else float(d["split_d1"])
+            node.split_eps = float(d["split_eps"])
+            node.created = int(d["created"])
+            if parent is not None:
+                parent.children.append(node)
+            nodes.append(node)
+        clu._root = nodes[0]
+        clu._active = {int(cid): nodes[i] for cid, i in state["active"]}
+        clu.history = [Change(c["kind"], int(c["instance"]),
+                              tuple(tuple(x) for x in c["before"]),
+                              tuple(tuple(x) for x in c["after"]),
+                              tuple(c["before_ids"]), tuple(c["after_ids"]))
+                       for c in state["history"]]
+        return clu
+
     def draw(self, path: str | Path, names: list[str] | None = None) -> Path:
         """Draw the tree to ``path``: Graphviz text for ``.dot``, a matplotlib image for ``.png``.
 

@@ -88,7 +88,7 @@ from typing import Any
 import numpy as np
 
 from ihomer.learners._split_kernels import dense_rows, owned_predictions, restrict_labels
-from ihomer.learners.base import MultiLabelLearner, Predictions
+from ihomer.learners.base import MultiLabelLearner, Predictions, Vocabulary
 from ihomer.learners.clustering import Change, LabelClustering
 from ihomer.learners.mlhat import MLHAT
 from ihomer.stream.base import INDEX_DTYPE, PTR_DTYPE, VALUE_DTYPE, Batch
@@ -595,6 +595,66 @@ class IHOMER(MultiLabelLearner):
                 cols = cols * gate[:, [self._meta_keys.index(key)]]
             out[:, labels[own]] = cols
         return out
+
+    # ------------------------------------------------------------------ checkpoints
+    _MEMBER_INTS = ("since", "err_new", "err_old", "n_cmp", "swaps", "drifts")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The whole hierarchy as JSON values and NumPy arrays: vocabularies, parameters, the
+        clustering, every tree (clusters, retired ones still answering, the meta tree) and the
+        bookkeeping between them. It opts iHOMER in to the safe (pickle-free) checkpoint format
+        of :mod:`ihomer.connectors.checkpoint`.
+        """
+        return {
+            **super().state_dict(),
+            "params": {**self._ctor_kwargs(), "tree": dict(self.tree)},
+            "clustering": self.clustering.state_dict(),
+            "partition": [[cid, list(labs)] for cid, labs in self._partition.items()],
+            "members": [{"key": m.key, "cluster": m.cluster, "labels": list(m.labels),
+                         "local_of": m.local_of.copy(), "pending": sorted(m.pending),
+                         "origin": m.origin, "tree": m.tree.state_dict(),
+                         **{k: getattr(m, k) for k in self._MEMBER_INTS}}
+                        for m in self._members.values()],
+            "next_key": self._next_key,
+            "owner": self._owner.copy(),
+            "seen": self._seen,
+            "meta": None if self._meta is None else self._meta.state_dict(),
+            "meta_keys": list(self._meta_keys),
+            "events": [dict(e) for e in self.events],
+            "n_restructures": self.n_restructures,
+            "n_handovers": self.n_handovers,
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> IHOMER:
+        """The hierarchy :meth:`state_dict` described; it predicts and learns exactly as the
+        original would have."""
+        model = cls(**state["params"])
+        model.feature_vocab = Vocabulary(state["feature_names"])
+        model.label_vocab = Vocabulary(state["label_names"])
+        model._n_features = int(state["n_features"])
+        model._n_labels = int(state["n_labels"])
+        model.clustering = LabelClustering.from_state_dict(state["clustering"])
+        model._partition = {int(cid): tuple(int(g) for g in labs)
+                            for cid, labs in state["partition"]}
+        model._members = {}
+        for d in state["members"]:
+            m = _Member(int(d["key"]), None if d["cluster"] is None else int(d["cluster"]),
+                        MLHAT.from_state_dict(d["tree"]), [int(g) for g in d["labels"]],
+                        np.array(d["local_of"], dtype=np.int64),
+                        pending={int(g) for g in d["pending"]},
+                        origin=None if d["origin"] is None else int(d["origin"]),
+                        **{k: int(d[k]) for k in cls._MEMBER_INTS})
+            model._members[m.key] = m
+        model._next_key = int(state["next_key"])
+        model._owner = np.array(state["owner"], dtype=np.int64)
+        model._seen = int(state["seen"])
+        model._meta = None if state["meta"] is None else MLHAT.from_state_dict(state["meta"])
+        model._meta_keys = [None if k is None else int(k) for k in state["meta_keys"]]
+        model.events = [dict(e) for e in state["events"]]
+        model.n_restructures = int(state["n_restructures"])
+        model.n_handovers = int(state["n_handovers"])
+        return model
 
     # ------------------------------------------------------------------ inspection
     @property
