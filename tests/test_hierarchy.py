@@ -105,17 +105,28 @@ def test_restructure_warm_starts_from_projection() -> None:
     assert all(m.tree.n_nodes == 1 for m in cold)
 
 
-def test_handover_keeps_old_trees_until_new_ones_are_no_worse() -> None:
+@pytest.mark.parametrize("mode", ["flat", "homer"])
+def test_handover_keeps_old_trees_until_new_ones_are_no_worse(mode: str) -> None:
     stream = two_group_stream(n=3000, seed=6)
-    model = IHOMER(mode="flat", n_min=200, handover_min=100)
-    prequential(stream, model)
+    model = IHOMER(mode=mode, n_min=200, handover_min=100)
+    seen_pending = False
+    for start in range(0, len(stream.data), 50):
+        model.test_then_train_many(stream.data.slice(start, start + 50))
+        owners_are_a_partition(model)
+        for m in model._members.values():
+            if m.pending:  # the old tree still answers for them, and (homer) is routed to
+                seen_pending = True
+                old = {int(model._owner[g]) for g in m.pending}
+                assert all(model._members[k].cluster is None for k in old)
+                if mode == "homer":
+                    assert all(k in model._meta_keys for k in old)
     kinds = [e["kind"] for e in model.events]
-    assert "restructure" in kinds
+    assert "restructure" in kinds and seen_pending
     assert "handover" in kinds
     # After the handovers nothing is pending and the retired trees are gone.
     assert all(not m.pending for m in model._members.values())
     assert len(model._members) == model.n_clusters
-    no = IHOMER(mode="flat", n_min=200, handover=False)
+    no = IHOMER(mode=mode, n_min=200, handover=False)
     prequential(stream, no)
     assert "handover" not in [e["kind"] for e in no.events]
 
