@@ -65,8 +65,8 @@ means of example F1 / micro F1 / subset accuracy (the script is ``bench/tune_iho
 * ``handover=True`` (both modes): 0.572 / 0.582 / 0.367 against 0.573 / 0.582 / 0.368 with new
   trees answering at once, for the sake of the specification's "no dip": the micro F1 of the
   500 instances after a restructure, against a frozen twin of the model that skips it
-  (``bench/restructure_dip.py``), fell by up to 0.037 without handover (imdb) and by at most
-  0.017 with it. Windows of ``handover_min=200`` instances, ``handover_max=5000``.
+  (``bench/restructure_dip.py``, 25 shared datasets), fell by up to 0.037 without handover
+  (imdb) and by at most 0.016 with it (stackex-chess). Windows of ``handover_min=200`` instances, ``handover_max=5000``.
 * ``warm_start=True``: against 0.570 / 0.578 / 0.368 from scratch. It also starts a new
   cluster's meta-label from the meta column of the cluster it came from.
 * Tree parameters are MLHAT's defaults (``tree`` overrides them, e.g.
