@@ -460,6 +460,25 @@ def test_copy_label_starts_a_new_label_from_an_old_one() -> None:
         m.copy_label(0, 4)
 
 
+def test_pools_grow_in_place_keeping_every_value() -> None:
+    from ihomer.learners.mlhat.state import grow_labels, grow_rows
+
+    s = empty_state(16, 10, 3, 4, 0)
+    rng = np.random.default_rng(0)
+    s.rw_lv[:] = rng.random(s.rw_lv.shape)
+    s.lf_lv[:] = rng.random(s.lf_lv.shape)
+    rows, leaves = s.rw_lv.copy(), s.lf_lv.copy()
+    t = grow_labels(s, 7)  # wider label axis: every (row, kind) moves
+    assert t.rw_lv.shape == (10, 4, 7) and t.rw_lv.flags.owndata
+    np.testing.assert_array_equal(t.rw_lv[:, :, :3], rows)
+    np.testing.assert_array_equal(t.lf_lv[:, :, :3], leaves)
+    assert not t.rw_lv[:, :, 3:].any() and not t.lf_lv[:, :, 3:].any()
+    u = grow_rows(t, 40)  # more rows: the old ones stay in front
+    assert u.rw_lv.shape == (40, 4, 7) and u.rw_lv.flags.owndata
+    np.testing.assert_array_equal(u.rw_lv[:10, :, :3], rows)
+    assert not u.rw_lv[10:].any()
+
+
 def test_share_memory_keeps_the_most_used_rows_within_the_share() -> None:
     data = sparse_stream(4000, 3000, 6, nnz=10, seed=21)
     m = MLHAT(grace_period=100, delta=1e-2, tau=1.0)

@@ -924,6 +924,21 @@ def trim_rows(s, target) -> None:
 
 
 @njit
+def widen_in_place(flat, n_rows, n_kinds, old_cap, new_cap) -> None:
+    """Re-lay ``(n_rows, n_kinds, old_cap)`` C-ordered values held at the front of ``flat`` as
+    ``(n_rows, n_kinds, new_cap)``, new columns zero, moving from the back so that nothing is
+    overwritten before it is read (every value only moves forward)."""
+    for r in range(n_rows - 1, -1, -1):
+        for k in range(n_kinds - 1, -1, -1):
+            src = (r * n_kinds + k) * old_cap
+            dst = (r * n_kinds + k) * new_cap
+            for j in range(new_cap - 1, old_cap - 1, -1):
+                flat[dst + j] = 0.0
+            for j in range(old_cap - 1, -1, -1):
+                flat[dst + j] = flat[src + j]
+
+
+@njit
 def compact_rows(s) -> int:
     """Move the rows in use to ids ``0..used-1`` (stable) and return ``used``.
 

@@ -291,12 +291,22 @@ def grow_labels(s: TreeState, new_cap: int) -> TreeState:
     old = s.lf_lv.shape[2]
     if new_cap <= old:
         return s
+    from ihomer.learners.mlhat.kernels import widen_in_place
+
     upd = {}
     for f in LABEL_FIELDS:
         a = getattr(s, f)
-        b = np.zeros((*a.shape[:2], new_cap), dtype=a.dtype)
-        b[:, :, :old] = a
-        upd[f] = b
+        rows, kinds = a.shape[:2]
+        try:  # the row pool is most of a tree: widen it where it lies, never twice in memory
+            a.resize((rows * kinds * new_cap,), refcheck=False)
+        except ValueError:  # a view: copy
+            b = np.zeros((rows, kinds, new_cap), dtype=a.dtype)
+            b[:, :, :old] = a
+            upd[f] = b
+        else:
+            widen_in_place(a, rows, kinds, old, new_cap)
+            a.shape = (rows, kinds, new_cap)  # the same array, still owning its buffer
+            upd[f] = a
     w_old, w_new = s.lf_lsbits.shape[2], words_for(new_cap)
     if w_new > w_old:
         bits = np.zeros((s.lf_lsbits.shape[0], LABELSET_SLOTS, w_new), np.uint64)
