@@ -308,6 +308,14 @@ class MultiLabelLearner:
         learner._ensure(int(state["n_features"]), int(state["n_labels"]))
         return learner
 
+    def _load_vocabularies(self, state: dict[str, Any]) -> None:
+        """Take the vocabularies and sizes of ``state`` as they are, for a subclass whose own
+        state already has room for them (nothing is grown)."""
+        self.feature_vocab = Vocabulary(state["feature_names"])
+        self.label_vocab = Vocabulary(state["label_names"])
+        self._n_features = int(state["n_features"])
+        self._n_labels = int(state["n_labels"])
+
     # ------------------------------------------------------------------ reporting
     def warm_up(self) -> float:
         """Load the compiled kernels this learner runs and return the seconds it took.

@@ -67,7 +67,8 @@ means of example F1 / micro F1 / subset accuracy (the script is ``bench/tune_iho
   trees answering at once, for the sake of the specification's "no dip": the micro F1 of the
   500 instances after a restructure, against a frozen twin of the model that skips it
   (``bench/restructure_dip.py``, 25 shared datasets), fell by up to 0.037 without handover
-  (imdb) and by at most 0.016 with it (stackex-chess). Windows of ``handover_min=200`` instances, ``handover_max=5000``.
+  (imdb) and by at most 0.016 with it (stackex-chess). Windows of ``handover_min=200``
+  instances, ``handover_max=5000``.
 * ``warm_start=True``, as the specification requires ("never from nothing"); it also starts
   a new cluster's meta-label from the meta column of the cluster it came from. Without
   handover it measured better than cold starts (0.573 / 0.582 / 0.368 against 0.570 / 0.578 /
@@ -99,7 +100,7 @@ from typing import Any
 import numpy as np
 
 from ihomer.learners._split_kernels import dense_rows, owned_predictions, restrict_labels
-from ihomer.learners.base import MultiLabelLearner, Predictions, Vocabulary
+from ihomer.learners.base import MultiLabelLearner, Predictions
 from ihomer.learners.clustering import Change, LabelClustering
 from ihomer.learners.mlhat import MLHAT
 from ihomer.stream.base import INDEX_DTYPE, PTR_DTYPE, VALUE_DTYPE, Batch
@@ -659,10 +660,7 @@ class IHOMER(MultiLabelLearner):
         """The hierarchy :meth:`state_dict` described; it predicts and learns exactly as the
         original would have."""
         model = cls(**state["params"])
-        model.feature_vocab = Vocabulary(state["feature_names"])
-        model.label_vocab = Vocabulary(state["label_names"])
-        model._n_features = int(state["n_features"])
-        model._n_labels = int(state["n_labels"])
+        model._load_vocabularies(state)
         model.clustering = LabelClustering.from_state_dict(state["clustering"])
         model._partition = {int(cid): tuple(int(g) for g in labs)
                             for cid, labs in state["partition"]}

@@ -524,10 +524,7 @@ class MLHAT(MultiLabelLearner):
     def from_state_dict(cls, state: dict[str, Any]) -> MLHAT:
         """The tree :meth:`state_dict` described; it predicts and learns exactly as the original."""
         learner = cls(**state["params"])
-        learner.feature_vocab = Vocabulary(state["feature_names"])
-        learner.label_vocab = Vocabulary(state["label_names"])
-        learner._n_features = int(state["n_features"])
-        learner._n_labels = int(state["n_labels"])
+        learner._load_vocabularies(state)
         learner._prm = np.array(state["prm"], dtype=np.float64)
         learner._state = TreeState(**{f: np.array(state["tree"][f]) for f in TreeState._fields})
         return learner
