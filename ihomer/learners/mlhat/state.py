@@ -131,9 +131,17 @@ def words_for(label_cap: int) -> int:
     return max(1, (label_cap + 63) // 64)
 
 
+HASH_SLOT_BYTES = 8 + 4  # ht_key (int64) and ht_val (int32)
+
+
+def pool_row_bytes(label_cap: int) -> int:
+    """Bytes one statistics row takes in the row pool (``rw_i``, ``rw_f``, ``rw_lv``)."""
+    return 4 * 8 * label_cap + 5 * 8 + 3 * 4
+
+
 def row_bytes(label_cap: int) -> int:
     """Bytes one statistics row costs, its two hash slots included."""
-    return 4 * 8 * label_cap + 5 * 8 + 3 * 4 + 2 * (8 + 4)
+    return pool_row_bytes(label_cap) + 2 * HASH_SLOT_BYTES
 
 
 def hash_slots(row_cap: int) -> int:
@@ -149,8 +157,8 @@ def rows_within(nbytes: int, label_cap: int) -> int:
     if nbytes <= 0:
         return 0
     rows = nbytes // row_bytes(label_cap)
-    bare = row_bytes(label_cap) - 2 * (8 + 4)
-    return max(0, min(rows, (nbytes - (8 + 4) * hash_slots(rows)) // bare))
+    return max(0, min(rows, (nbytes - HASH_SLOT_BYTES * hash_slots(rows))
+                      // pool_row_bytes(label_cap)))
 
 
 def empty_state(node_cap: int, row_cap: int, label_cap: int, feature_cap: int,

@@ -56,7 +56,7 @@ from ihomer.learners.mlhat.state import (
     grow_labels,
     grow_nodes,
     grow_rows,
-    row_bytes,
+    pool_row_bytes,
     rows_within,
     shrink_rows,
     state_bytes,
@@ -321,7 +321,7 @@ class MLHAT(MultiLabelLearner):
         if bound is None:
             return
         fixed = self._fixed_bytes(label_cap)
-        if fixed + len(s.rw_i) * (row_bytes(label_cap) - 24) + s.ht_key.nbytes + s.ht_val.nbytes \
+        if fixed + len(s.rw_i) * pool_row_bytes(label_cap) + s.ht_key.nbytes + s.ht_val.nbytes \
                 <= bound:
             return
         rows = int(0.8 * rows_within(bound - fixed, label_cap))
