@@ -1206,10 +1206,11 @@ def _room_for(s, prm, nnz) -> bool:
 def emit_labelset(s, prm, sc, L, out_ids, out_sc, pos) -> int:
     """Write the predicted label set of one row (scores ``sc``) from ``pos``; returns the end.
 
-    Every label scoring 0.5 or more. With ``P_NONEMPTY``, a set that would be empty gets the
-    top-scoring label instead when its score beats the rate of empty label sets learned so far:
-    on a stream whose label sets are never empty an empty prediction is always wrong, while on
-    one where they are frequent (birds: 46 %) the empty set stays the better guess.
+    Every label scoring at least the threshold ``P_THRESH``. With ``P_NONEMPTY``, a set that
+    would be empty gets the top-scoring label instead when its score beats the rate of empty
+    label sets learned so far: on a stream whose label sets are never empty an empty
+    prediction is always wrong, while on one where they are frequent (birds: 46 %) the empty
+    set stays the better guess.
     """
     start = pos
     best = -1

@@ -193,25 +193,24 @@ def _seed_word(seed: int) -> int:
     return z or 1
 
 
-def _extend(a: np.ndarray, new_len: int, fill: float | int = 0,
-            in_place: bool = False) -> np.ndarray:
-    """``a`` with ``new_len`` entries on axis 0, the new ones ``fill``.
-
-    ``in_place`` grows ``a`` itself where NumPy allows it: the allocator can then move a large
-    pool without holding the old and the new copy at once (the row pool is most of a tree).
-    """
-    if in_place:
-        old = len(a)
-        try:
-            a.resize((new_len, *a.shape[1:]), refcheck=False)
-        except ValueError:  # a view, or not contiguous: copy
-            pass
-        else:
-            a[old:] = fill
-            return a
+def _extend(a: np.ndarray, new_len: int, fill: float | int = 0) -> np.ndarray:
+    """A copy of ``a`` with ``new_len`` entries on axis 0, the new ones ``fill``."""
     out = np.full((new_len, *a.shape[1:]), fill, dtype=a.dtype)
     out[: len(a)] = a
     return out
+
+
+def _resized(a: np.ndarray, new_len: int, fill: float | int = 0) -> np.ndarray:
+    """``a`` grown (new entries ``fill``) or cut to ``new_len`` entries on axis 0, in place
+    where NumPy allows it: the allocator can then move a large pool without holding the old
+    and the new copy at once (the row pool is most of a tree); a view is copied instead."""
+    old = len(a)
+    try:
+        a.resize((new_len, *a.shape[1:]), refcheck=False)
+    except ValueError:  # a view, or not contiguous
+        return _extend(a[:new_len], new_len, fill)
+    a[old:] = fill
+    return a
 
 
 def grow_nodes(s: TreeState, new_cap: int) -> TreeState:
@@ -242,7 +241,7 @@ def grow_rows(s: TreeState, new_cap: int) -> TreeState:
     old = len(s.rw_i)
     if new_cap <= old:
         return s
-    upd = {f: _extend(getattr(s, f), new_cap, in_place=True) for f in ROW_FIELDS}
+    upd = {f: _resized(getattr(s, f), new_cap) for f in ROW_FIELDS}
     upd["rw_i"][old:] = -1  # RI_LEAF -1 marks a free row
     new = np.arange(old, new_cap, dtype=np.int32)
     upd["rw_i"][new[:-1], RI_NEXT] = new[1:]
@@ -259,23 +258,13 @@ def shrink_rows(s: TreeState, new_cap: int) -> TreeState:
     """Row pool cut to ``new_cap`` slots, after :func:`~ihomer.learners.mlhat.kernels.compact_rows`
     moved the ``C_RUSED`` rows in use to the front (so ``new_cap >= C_RUSED``).
 
-    The arrays are shrunk in place where NumPy allows it (no second copy of a large pool in
-    memory at once), else copied; the free list and the hash table are rebuilt.
+    The arrays are shrunk in place where NumPy allows it (see ``_resized``); the free list
+    and the hash table are rebuilt.
     """
     used = int(s.ctr[C_RUSED])
     if new_cap < used:
         raise ValueError(f"cannot keep {used} rows in {new_cap} slots")
-    upd = {}
-    for f in ROW_FIELDS:
-        a = getattr(s, f)
-        if len(a) == new_cap:
-            continue
-        try:
-            a.resize((new_cap, *a.shape[1:]), refcheck=False)
-            upd[f] = a
-        except ValueError:  # a view: copy the part that is kept
-            upd[f] = a[:new_cap].copy()
-    s = s._replace(**upd)
+    s = s._replace(**{f: _resized(getattr(s, f), new_cap) for f in ROW_FIELDS})
     s.rw_i[used:, :] = -1
     free = np.arange(used, new_cap, dtype=np.int32)
     if len(free):
