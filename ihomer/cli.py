@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--group-id", help="consumer group (default ihomer)")
     sv.add_argument("--consumer-option", dest="consumer", action="append", metavar="KEY=VALUE",
                     help="kafka-python KafkaConsumer setting, e.g. session_timeout_ms=10000")
-    sv.add_argument("--learner", help="registered learner name (default majority)")
+    sv.add_argument("--learner", help="registered learner name (default ihomer)")
     sv.add_argument("--param", dest="params", action="append", metavar="KEY=VALUE",
                     help="learner parameter (repeatable)")
     sv.add_argument("--seed", type=int, help="learner seed (default 42)")

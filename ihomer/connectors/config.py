@@ -46,7 +46,7 @@ class ServiceConfig:
     output_topic: str = "ihomer-predictions"
     dead_letter_topic: str = "ihomer-dead-letters"
     group_id: str = "ihomer"
-    learner: str = "majority"
+    learner: str = "ihomer"
     seed: int = 42
     schema_from: str | None = None
     labels: str | None = None

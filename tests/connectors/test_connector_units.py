@@ -191,6 +191,8 @@ def test_config_precedence(tmp_path: Path) -> None:
     assert (cfg.group_id, cfg.input_topic, cfg.checkpoint_every, cfg.seed) == ("env", "file-in",
                                                                                7, 3)
     assert cfg.allow_pickle is True and cfg.output_topic == "ihomer-predictions"
+    # The default learner is the real model, and it checkpoints without pickle.
+    assert cfg.learner == "ihomer"
     assert cfg.consumer == {"auto_offset_reset": "earliest", "max_poll_records": 1000,
                             "session_timeout_ms": 6000, "fetch_min_bytes": 3}
     assert cfg.unknown_feature_policy() == "add"
