@@ -17,7 +17,7 @@ Examples::
 
     python bench/run.py --profile quick                  # small datasets, ours + peers, minutes
     python bench/run.py --profile full --jobs 2          # every shared dataset: hours
-    python bench/run.py --learners br-ht,moa-mlht --datasets emotions,yeast --limit 1000
+    python bench/run.py --learners river-br-ht,moa-mlht --datasets emotions,yeast --limit 1000
     python bench/report.py bench/results/quick           # rebuild a report from its results
 """
 
@@ -69,7 +69,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                  "learners": ["mlhat", "ihomer:mode=homer", "ihomer:mode=flat",
                               "ihomer:partition=random", "ihomer:mode=flat:partition=random",
                               "ihomer:mode=flat:warm_start=False",
-                              "ihomer:mode=flat:handover=False", "br-ht"],
+                              "ihomer:mode=flat:handover=False", "river-br-ht"],
                  "timeout": 3600.0},
 }
 SUMMARY_KEYS = ("instances", "n_features", "n_labels", "seconds", "learner_seconds",
@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", choices=sorted(PROFILES), default=None,
                     help="datasets, learners and time limit preset (overridable)")
     ap.add_argument("--learners", default=None,
-                    help="comma-separated NAME[:KEY=VALUE...] (default: the profile's, or br-nb)")
+                    help="comma-separated NAME[:KEY=VALUE...] "
+                         "(default: the profile's, or river-br-nb)")
     ap.add_argument("--datasets", default=None,
                     help="comma-separated names, 'all', 'arff' or 'anchored' (default: the "
                          "profile's, or all)")
@@ -268,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = args.budget if args.budget is not None else preset.get("budget")
     timeout = args.timeout or preset.get("timeout") or (2 * budget + 300 if budget else 3 * 3600.0)
     learners = ([lrn for lrn in args.learners.split(",") if lrn] if args.learners is not None
-                else preset.get("learners", ["br-nb"]))
+                else preset.get("learners", ["river-br-nb"]))
     datasets = select(args.datasets, args.profile)
     pairs = [(lrn, ds) for ds in datasets for lrn in learners]
     print(f"{len(pairs)} runs, {args.jobs} at a time, report in {out}", flush=True)

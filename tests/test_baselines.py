@@ -52,7 +52,7 @@ def test_noop_predicts_nothing() -> None:
 
 def test_registry_builds_every_learner_and_rejects_unknown_parameters() -> None:
     names = set(available())
-    assert {"noop", "majority", "br-ht", "br-nb", "br-lr", "cc-ht"} <= names
+    assert {"noop", "majority", "river-br-ht", "river-br-nb", "river-br-lr", "river-cc"} <= names
     stream = random_stream(n=30)
     for name in names:
         learner = make(name, seed=1).bind(stream.schema)

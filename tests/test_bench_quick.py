@@ -19,7 +19,7 @@ import pytest
 from conftest import SHARED
 
 ROOT = Path(__file__).resolve().parents[1]
-LEARNERS = ["br-nb", "moa-br-ht"]
+LEARNERS = ["river-br-nb", "moa-br-ht"]
 LIMIT = 120
 
 

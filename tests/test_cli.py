@@ -37,7 +37,7 @@ def test_convert_then_replay_gives_identical_metrics(tmp_path: Path) -> None:
     assert main(["convert", str(src), str(pq_path)]) == 0
     a, b = tmp_path / "a", tmp_path / "b"
     for source, out in ((src, a), (pq_path, b)):
-        assert main(["replay", str(source), "--learner", "br-ht", "--quiet", "--out",
+        assert main(["replay", str(source), "--learner", "river-br-ht", "--quiet", "--out",
                      str(out)]) == 0
     sa = json.loads((a / "summary.json").read_text())
     sb = json.loads((b / "summary.json").read_text())
@@ -48,7 +48,7 @@ def test_convert_then_replay_gives_identical_metrics(tmp_path: Path) -> None:
 def test_limit_param_and_labels_options(tmp_path: Path) -> None:
     src = shared_dataset("water-quality.arff.gz")
     assert main(["replay", str(src), "--labels", "first:14", "--limit", "100", "--quiet",
-                 "--learner", "br-nb", "--out", str(tmp_path)]) == 0
+                 "--learner", "river-br-nb", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["instances"] == 100
     assert summary["n_labels"] == 14
@@ -73,4 +73,4 @@ def test_errors_are_one_clear_line(argv, message, capsys, tmp_path, monkeypatch)
 def test_console_script_runs() -> None:
     out = subprocess.run([sys.executable, "-m", "ihomer.cli", "learners"], capture_output=True,
                          text=True, check=True).stdout
-    assert "majority" in out and "br-nb" in out
+    assert "majority" in out and "river-br-nb" in out

@@ -43,7 +43,7 @@ TEXTS = [
 
 # mlhat is the learner that makes a 3,000-instance debtags replay fast enough for CI; the
 # river-based binary relevance of the core install is a hundred times slower per instance.
-LEARNER, LIMIT = ("mlhat", 3000) if "mlhat" in available() else ("br-nb", 300)
+LEARNER, LIMIT = ("mlhat", 3000) if "mlhat" in available() else ("river-br-nb", 300)
 EMBEDDING_LIMIT = min(LIMIT, 2000)
 
 

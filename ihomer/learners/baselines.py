@@ -21,7 +21,6 @@ Example
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -208,14 +207,27 @@ class RiverClassifierChain(MultiLabelLearner):
         return {"model": repr(self.model)}
 
 
-def river_model(kind: str) -> Callable[[], river_base.Classifier]:
-    """Factories for the river binary classifiers the baselines use, by short name."""
-    from river import linear_model, naive_bayes, preprocessing, tree
+RIVER_KINDS = ("ht", "hat", "arf", "lr", "nb")
 
-    factories: dict[str, Callable[[], river_base.Classifier]] = {
-        "ht": lambda: tree.HoeffdingTreeClassifier(),
-        "nb": lambda: naive_bayes.GaussianNB(),
+
+def river_classifier(kind: str, seed: int | None = None) -> river_base.Classifier:
+    """A fresh river binary classifier by short name (the per-label model of BR and CC).
+
+    ``ht`` Hoeffding tree, ``hat`` Hoeffding adaptive tree, ``arf`` adaptive random forest,
+    ``lr`` logistic regression, ``nb`` Gaussian naive Bayes; ``seed`` reaches the models that
+    draw random numbers (``hat``, ``arf``).
+    """
+    from river import forest, linear_model, naive_bayes, preprocessing, tree
+
+    if kind == "ht":
+        return tree.HoeffdingTreeClassifier()
+    if kind == "hat":
+        return tree.HoeffdingAdaptiveTreeClassifier(seed=seed)
+    if kind == "arf":
+        return forest.ARFClassifier(seed=seed)
+    if kind == "lr":
         # Logistic regression diverges on unscaled features; river's idiom is a scaler first.
-        "lr": lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(),
-    }
-    return factories[kind]
+        return preprocessing.StandardScaler() | linear_model.LogisticRegression()
+    if kind == "nb":
+        return naive_bayes.GaussianNB()
+    raise ValueError(f"unknown river model {kind!r}; choose one of {', '.join(RIVER_KINDS)}")

@@ -23,7 +23,9 @@ name               class
 ``river-br-hat``   binary relevance over ``river.tree.HoeffdingAdaptiveTreeClassifier``
 ``river-br-arf``   binary relevance over ``river.forest.ARFClassifier``
 ``river-br-lr``    binary relevance over ``StandardScaler | LogisticRegression``
+``river-br-nb``    binary relevance over ``river.naive_bayes.GaussianNB``
 ``river-cc``       ``river.multioutput.ClassifierChain`` over logistic regression
+                   (``base=ht|hat|arf|nb`` for another per-label model)
 ``river-isoupt``   ``river.tree.ISOUPTreeRegressor`` on 0/1 targets, label on iff ``>= 0.5``
 =================  =====================================================================
 """
@@ -288,17 +290,6 @@ def _isoupt_class(tree: Any) -> Any:
     return getattr(tree, "ISOUPTreeRegressor", None) or tree.iSOUPTreeRegressor
 
 
-def _river_binary(kind: str, seed: int | None) -> Any:
-    """The river binary classifiers the BR/CC peers clone per label."""
-    from river import forest, tree
-
-    if kind == "hat":
-        return tree.HoeffdingAdaptiveTreeClassifier(seed=seed)
-    if kind == "arf":
-        return forest.ARFClassifier(seed=seed)
-    return b.river_model(kind)()
-
-
 def _moa_factory(name: str, cls: str, default_options: str,
                  default_threshold: float | None) -> Callable[..., MultiLabelLearner]:
     def factory(options: str = default_options, threshold: float | None = default_threshold,
@@ -310,13 +301,13 @@ def _moa_factory(name: str, cls: str, default_options: str,
 
 def _br_factory(kind: str) -> Callable[..., MultiLabelLearner]:
     def factory(seed: int | None = None) -> MultiLabelLearner:
-        return b.BinaryRelevance(_river_binary(kind, seed))
+        return b.BinaryRelevance(b.river_classifier(kind, seed))
 
     return factory
 
 
 def _cc(base: str = "lr", seed: int | None = None) -> MultiLabelLearner:
-    return b.RiverClassifierChain(_river_binary(base, seed))
+    return b.RiverClassifierChain(b.river_classifier(base, seed))
 
 
 def _isoupt(threshold: float = 0.5, **tree_params: Any) -> MultiLabelLearner:
@@ -337,7 +328,8 @@ def _register() -> None:
         register(name, f"{what} (bench extra)")(_moa_factory(name, cls, options, threshold))
     for kind, what in (("ht", "Hoeffding tree"), ("hat", "Hoeffding adaptive tree"),
                        ("arf", "adaptive random forest"),
-                       ("lr", "logistic regression on standardised features")):
+                       ("lr", "logistic regression on standardised features"),
+                       ("nb", "Gaussian naive Bayes")):
         register(f"river-br-{kind}", f"river: binary relevance over {what}")(_br_factory(kind))
     register("river-cc", "river: classifier chain (base=lr|ht|hat|arf|nb)")(_cc)
     register("river-isoupt", "river: ISOUPTreeRegressor on 0/1 targets, output >= 0.5")(_isoupt)

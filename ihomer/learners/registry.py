@@ -92,14 +92,10 @@ def _load_builtins() -> None:
 
     register("noop", "predicts nothing, learns nothing (measures the harness)")(lambda: b.NoOp())
     register("majority", "majority labelset seen so far")(lambda: b.MajorityLabelset())
-    for kind, what in (("ht", "Hoeffding tree"), ("nb", "Gaussian naive Bayes"),
-                       ("lr", "logistic regression on standardised features")):
-        register(f"br-{kind}", f"binary relevance over river's {what}")(
-            lambda kind=kind: b.BinaryRelevance(b.river_model(kind)()))
-    register("cc-ht", "river's classifier chain over Hoeffding trees")(
-        lambda: b.RiverClassifierChain(b.river_model("ht")()))
-    # Benchmark peers (MOA, river): always listed; a MOA peer imports capymoa only when built
-    # and otherwise says which extra to install, so `import ihomer` never starts a JVM.
+    # Binary relevance and classifier chains over river's classifiers (``river-br-*``,
+    # ``river-cc``) and MOA's learners are the benchmark peers (peers.py). They are always
+    # listed; a MOA peer imports capymoa only when built and otherwise says which extra to
+    # install, so `import ihomer` never starts a JVM.
     from ihomer.learners import peers  # noqa: F401  (registers itself)
     from ihomer.learners.hierarchy import IHOMER
     from ihomer.learners.mlhat import MLHAT

@@ -161,7 +161,7 @@ def test_corrupt_or_foreign_checkpoints_are_refused(tmp_path: Path) -> None:
 
 
 def test_pickle_needs_the_opt_in(tmp_path: Path) -> None:
-    br = make("br-nb")
+    br = make("river-br-nb")
     assert not supports_state(br) and supports_state(NoOp()) and supports_state(_trained())
     store = CheckpointStore(tmp_path)
     with pytest.raises(CheckpointError, match="--allow-pickle"):
@@ -208,7 +208,7 @@ def test_serve_refuses_early_and_clearly(tmp_path: Path,
 
     # No broker is contacted: the settings are refused before any client starts.
     ck = str(tmp_path / "ck")
-    assert main(["serve", "--learner", "br-nb", "--checkpoint-dir", ck]) == 2
+    assert main(["serve", "--learner", "river-br-nb", "--checkpoint-dir", ck]) == 2
     assert "--allow-pickle" in capsys.readouterr().err
     store = CheckpointStore(ck)
     store.save({"learner": "majority", "params": {}, "seed": 42}, {}, _trained())

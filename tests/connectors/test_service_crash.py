@@ -21,6 +21,10 @@ from ihomer.evaluate.prequential import METRIC_KEYS, prequential
 from ihomer.learners.registry import make
 from ihomer.stream.sources import default_source, open_stream
 
+# Not the service's default (ihomer): the majority learner keeps one count per labelset, so a
+# lost or doubled event shows in its final state, not only in the metrics.
+LEARNER = ("--learner", "majority")
+
 
 def offline() -> tuple[dict[str, Any], dict[str, Any]]:
     """Metrics and final learner state of one uninterrupted run over the embedded stream."""
@@ -81,8 +85,8 @@ def test_sigkill_anywhere_learns_every_event_once(broker: Broker, start_service:
     assert send(broker, topics[0]) == 593
     ck = tmp_path / "ck"
     # Small polls and frequent checkpoints, so that the kills land between many of them.
-    args = ["--schema-from", str(source), "--checkpoint-dir", str(ck), "--checkpoint-every",
-            "60", "--consumer-option", "max_poll_records=20"]
+    args = [*LEARNER, "--schema-from", str(source), "--checkpoint-dir", str(ck),
+            "--checkpoint-every", "60", "--consumer-option", "max_poll_records=20"]
 
     # 1. Killed inside the third checkpoint write, its manifest written but not renamed.
     svc = start_service(broker.bootstrap, topics, *args,
@@ -128,7 +132,7 @@ def test_broker_crash_with_durable_storage(start_service: Any, processes: list[A
     send(broker, topics[0], 0, 400)
     ck = tmp_path / "ck"
     # Slow batches, so that the broker dies while the service is mid-stream.
-    svc = start_service(broker.bootstrap, topics, "--schema-from", str(default_source()),
+    svc = start_service(broker.bootstrap, topics, *LEARNER, "--schema-from", str(default_source()),
                         "--checkpoint-dir", str(ck), "--checkpoint-every", "100",
                         "--consumer-option", "max_poll_records=20",
                         env={"IHOMER_DEBUG_PAUSE": "batch:0.1"})

@@ -46,14 +46,14 @@ METRICS = ("subset_accuracy", "hamming_loss", "example_precision", "example_reca
            "macro_recall", "macro_f1")
 
 
-@pytest.mark.parametrize("learner", ["majority", "br-nb", "ihomer"])
+@pytest.mark.parametrize("learner", ["majority", "river-br-nb", "ihomer"])
 def test_service_equals_offline_replay(broker: Broker, start_service: Any, tmp_path: Path,
                                        learner: str) -> None:
     source = shared_dataset("flags.arff.gz")
     topics = broker.topics(1, "e2e")
     produce(broker, topics[0], source)
     n = len(open_stream(source))  # type: ignore[arg-type]
-    extra = ["--allow-pickle"] if learner == "br-nb" else []  # river models: pickle only
+    extra = ["--allow-pickle"] if learner == "river-br-nb" else []  # river models: pickle only
     svc = start_service(broker.bootstrap, topics, "--learner", learner, "--schema-from",
                         str(source), "--checkpoint-dir", str(tmp_path / "ck"), "--idle-exit", "2",
                         *extra)
@@ -71,7 +71,7 @@ def test_service_equals_offline_replay(broker: Broker, start_service: Any, tmp_p
 
     summary = replay_summary(source, learner, tmp_path / "replay")
     assert {k: stopped["metrics"][k] for k in METRICS} == {k: summary[k] for k in METRICS}
-    if learner != "br-nb":  # checkpointed without pickle, and loaded back as the same model
+    if learner != "river-br-nb":  # checkpointed without pickle, and loaded back as the same model
         from ihomer.connectors.checkpoint import CheckpointStore
 
         store = CheckpointStore(tmp_path / "ck")
@@ -89,8 +89,9 @@ def test_delayed_labels_join_and_expire(broker: Broker, start_service: Any,
     # Every event's labels come 5 events later: all join with a big enough buffer...
     topics = broker.topics(1, "delay")
     produce(broker, topics[0], source, "--limit", "100", "--delay-labels", "5")
-    svc = start_service(broker.bootstrap, topics, "--schema-from", str(source),
-                        "--checkpoint-dir", str(tmp_path / "ck1"), "--idle-exit", "2")
+    # The majority learner: one count per labelset shows every joined event in its state.
+    svc = start_service(broker.bootstrap, topics, "--learner", "majority", "--schema-from",
+                        str(source), "--checkpoint-dir", str(tmp_path / "ck1"), "--idle-exit", "2")
     assert svc.wait(90) == 0
     stopped = svc.wait_for(lambda r: r["event"] == "stopped", 1)
     assert stopped["learned"] == stopped["predictions"] == 100
@@ -124,14 +125,14 @@ def test_delayed_labels_join_and_expire(broker: Broker, start_service: Any,
 def test_text_events_are_featurized_like_the_replay(broker: Broker, start_service: Any,
                                                     tmp_path: Path) -> None:
     # A raw-text stream: the service hashes the text as the replay does, so a learner that
-    # uses the features (mlhat; pickled, so --allow-pickle) gives the replay's numbers.
+    # uses the features (mlhat) gives the replay's numbers.
     source = shared_dataset("debtags.jsonl.gz")
     topics = broker.topics(1, "text")
     produce(broker, topics[0], source, "--limit", "300")
     hashing = ["--featurizer-param", "n_features=1024"]
     svc = start_service(broker.bootstrap, topics, "--learner", "mlhat", "--schema-from",
-                        str(source), "--checkpoint-dir", str(tmp_path / "ck"), "--allow-pickle",
-                        "--idle-exit", "2", *hashing)
+                        str(source), "--checkpoint-dir", str(tmp_path / "ck"), "--idle-exit", "2",
+                        *hashing)
     assert svc.wait(120) == 0
     stopped = svc.wait_for(lambda r: r["event"] == "stopped", 1)
     assert stopped["learned"] == stopped["predictions"] == 300
