@@ -322,6 +322,10 @@ class IHOMER(MultiLabelLearner):
             if not np.any(self._owner == key):
                 del self._members[key]
 
+    def _meta_column(self) -> dict[int, int]:
+        """Member key -> its column of the meta tree (retired columns have no key)."""
+        return {k: j for j, k in enumerate(self._meta_keys) if k is not None}
+
     def _rebuild_meta(self) -> None:
         """Meta-labels follow the current clusters: keep the columns of surviving members.
 
@@ -340,7 +344,7 @@ class IHOMER(MultiLabelLearner):
             self._meta = self._new_tree()
             self._meta_keys = []
         meta = self._meta
-        column = {k: j for j, k in enumerate(self._meta_keys) if k is not None}
+        column = self._meta_column()
         live = set(current)
         keys: list[int | None] = [k if k in live else None for k in self._meta_keys]
         keys += [k for k in current if k not in column]
@@ -441,6 +445,7 @@ class IHOMER(MultiLabelLearner):
         homer = self.mode == "homer" and self._meta is not None
         if homer:
             active_pred, active_true = self._route(seg, predict, learn)
+            column = self._meta_column()
         for key in sorted(self._members):
             m = self._members[key]
             if not m.labels:
@@ -450,7 +455,7 @@ class IHOMER(MultiLabelLearner):
             lind, lids = restrict_labels(seg.label_indptr, seg.label_ids, m.local_of)
             mb = Batch(seg.indptr, seg.indices, seg.values, lind, lids)
             if homer:
-                j = self._meta_keys.index(key)
+                j = column[key]
                 pred, rows = self._run_routed(m.tree, mb, active_pred[:, j] if predict else None,
                                               active_true[:, j] if learn else None)
             else:
@@ -613,6 +618,7 @@ class IHOMER(MultiLabelLearner):
     def _scores_batch(self, batch: Batch) -> np.ndarray:
         out = np.zeros((len(batch), self.n_labels))
         gate = None
+        column = self._meta_column()
         if self.mode == "homer" and self._meta is not None and self._meta_keys:
             gate = self._meta.predict_proba_many(batch)
         for key, m in self._members.items():
@@ -622,8 +628,8 @@ class IHOMER(MultiLabelLearner):
             labels = np.asarray(m.labels, np.int64)
             own = self._owner[labels] == key
             cols = s[:, : len(labels)][:, own]
-            if gate is not None and key in self._meta_keys:
-                cols = cols * gate[:, [self._meta_keys.index(key)]]
+            if gate is not None and key in column:
+                cols = cols * gate[:, [column[key]]]
             out[:, labels[own]] = cols
         return out
 
