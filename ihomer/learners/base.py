@@ -170,6 +170,11 @@ class MultiLabelLearner:
     def n_labels(self) -> int:
         return self._n_labels
 
+    @property
+    def n_features(self) -> int:
+        """Feature ids the model has room for (``len(feature_vocab)`` once it has grown)."""
+        return self._n_features
+
     # ------------------------------------------------------------------ hooks
     def _grow_labels(self, n_labels: int) -> None:  # pragma: no cover - trivial default
         pass
