@@ -22,6 +22,7 @@ from ihomer.learners.mlhat.state import (
     N_MODELS,
     ND_LEAF,
     P_DELTA,
+    P_FADE,
     RF_CNT,
     RF_MAX,
     RF_MIN,
@@ -523,6 +524,33 @@ def test_state_dict_round_trip_predicts_and_learns_the_same() -> None:
     rest = data.slice(1000, 2000)
     assert run(twin, rest) == run(m, rest)
     np.testing.assert_array_equal(twin.predict_proba_many(rest), m.predict_proba_many(rest))
+
+
+def test_a_state_from_before_model_fading_continues_with_plain_sums() -> None:
+    data = sparse_stream(2000, 60, 4, seed=14)
+    old = MLHAT(grace_period=50, delta=1e-2, model_fading=1.0)
+    run(old, data.slice(0, 1000))
+    state = old.state_dict()
+    # as written before the parameter existed: no model_fading, one parameter slot fewer
+    del state["params"]["model_fading"]
+    state["prm"] = state["prm"][:P_FADE]
+    twin = MLHAT.from_state_dict(state)
+    assert twin.model_fading == 1.0 and twin._prm[P_FADE] == 1.0
+    rest = data.slice(1000, 2000)
+    assert run(twin, rest) == run(old, rest)
+
+
+def test_model_losses_fade() -> None:
+    """A faded sum of per-instance losses in [0, 1] stays below 1 / (1 - f); a plain sum
+    grows with the instances."""
+    data = sparse_stream(3000, 60, 4, seed=15)
+    errs = {}
+    for f in (1.0, 0.99):
+        m = MLHAT(grace_period=10**9, model_fading=f)  # one leaf: the root
+        run(m, data)
+        errs[f] = m._state.lf_err[int(m._state.nd_i[m._state.ctr[0], ND_LEAF])]
+    assert np.all(errs[0.99] <= 1 / (1 - 0.99) + 1e-9)
+    assert errs[1.0].max() > 1 / (1 - 0.99)
 
 
 def test_parameters_are_checked_and_reported() -> None:

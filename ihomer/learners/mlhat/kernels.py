@@ -80,6 +80,7 @@ from ihomer.learners.mlhat.state import (
     P_ALPHA,
     P_DELTA,
     P_DWIN,
+    P_FADE,
     P_GRACE,
     P_LOSS,
     P_LR,
@@ -618,8 +619,10 @@ def leaf_learn(s, prm, lf, indices, values, a, b, label_ids, c, d, y, bits, k, s
     scaled row.
     """
     kind = int(prm[P_LOSS])
+    fade = prm[P_FADE] ** k
     for m in range(N_MODELS):
-        s.lf_err[lf, m] += k * instance_loss(sc3[m], y, L, kind, prm[P_THRESH])
+        s.lf_err[lf, m] = fade * s.lf_err[lf, m] + k * instance_loss(sc3[m], y, L, kind,
+                                                                    prm[P_THRESH])
     s.lf_f[lf, LF_W] += k
     for j in range(c, d):
         s.lf_lv[lf, LV_LAB, label_ids[j]] += k

@@ -88,7 +88,8 @@ P_LOSS = 12
 P_LR2 = 13
 P_NONEMPTY = 14  # predict the top label rather than an empty set (see kernels.emit_labelset)
 P_THRESH = 15  # per-label decision threshold
-N_PARAMS = 16
+P_FADE = 16  # fading factor of the leaf models' prequential losses
+N_PARAMS = 17
 
 # leaf models
 M_MAJ = 0
