@@ -67,7 +67,8 @@ means of example F1 / micro F1 / subset accuracy (the script is ``bench/tune_iho
   trees answering at once, for the sake of the specification's "no dip": the micro F1 of the
   500 instances after a restructure, against a frozen twin of the model that skips it
   (``bench/restructure_dip.py``, 25 shared datasets), fell by up to 0.037 without handover
-  (imdb) and by at most 0.016 with it (stackex-chess). Windows of ``handover_min=200``
+  (imdb) and by at most 0.016 with it (stackex-chess; 0.012 on imdb with ``model_fading``).
+  Windows of ``handover_min=200``
   instances, ``handover_max=5000``.
 * ``warm_start=True``, as the specification requires ("never from nothing"); it also starts
   a new cluster's meta-label from the meta column of the cluster it came from. Without
