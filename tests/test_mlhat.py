@@ -556,6 +556,9 @@ def test_model_losses_fade() -> None:
 def test_parameters_are_checked_and_reported() -> None:
     with pytest.raises(ValueError):
         MLHAT(loss="zero-one")
+    for fading in (0.0, 1.5):
+        with pytest.raises(ValueError, match="model_fading"):
+            MLHAT(model_fading=fading)
     m = MLHAT(grace_period=123)
     assert m.params()["grace_period"] == 123
     assert m._prm[P_DELTA] == 1e-7

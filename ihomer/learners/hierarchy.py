@@ -85,7 +85,7 @@ means of example F1 / micro F1 / subset accuracy (the script is ``bench/tune_iho
 * ``max_bytes=1 GiB`` for all trees together: no anchored dataset comes near it (imdb peaks
   at 485 MiB of RSS, as the majority baseline does: that is the stream itself; delicious at
   364 MiB); debtags with 65,536 hashed features and 598 labels holds it, at a peak RSS of
-  1,123 MiB (flat mode, with about 160 trees: 1,792 MiB; both with the kernels cached, as
+  1,192 MiB (flat mode, with about 160 trees: 1,792 MiB; both with the kernels cached, as
   ``bench/run.py`` measures). A budget of 768 MiB cost debtags 0.011 micro F1 and 0.041
   subset accuracy (measured when every tree still held its own copy of the feature names).
 

@@ -268,6 +268,8 @@ class MLHAT(MultiLabelLearner):
         self.max_bytes = max_bytes
         if loss not in _LOSSES:
             raise ValueError(f"loss must be one of {sorted(_LOSSES)}, not {loss!r}")
+        if not 0.0 < model_fading <= 1.0:
+            raise ValueError(f"model_fading must be in (0, 1], not {model_fading!r}")
         self.loss = loss
         self.model_fading = model_fading
         self.threshold = threshold
