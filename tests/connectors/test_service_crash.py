@@ -29,7 +29,7 @@ LEARNER = ("--learner", "majority")
 def offline() -> tuple[dict[str, Any], dict[str, Any]]:
     """Metrics and final learner state of one uninterrupted run over the embedded stream."""
     stream = open_stream(default_source())
-    learner = make("majority")
+    learner = make(LEARNER[1])
     summary = prequential(stream, learner).summary
     return {k: summary[k] for k in METRIC_KEYS}, learner.state_dict()
 
