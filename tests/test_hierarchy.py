@@ -225,3 +225,16 @@ def test_state_dict_round_trip_continues_exactly(mode: str) -> None:
     np.testing.assert_array_equal(a.label_ids, b.label_ids)
     assert twin.events == model.events
     assert twin.clustering.history == model.clustering.history
+
+
+@pytest.mark.parametrize("mode", ["flat", "homer"])
+def test_every_tree_reads_the_hierarchys_feature_names(mode: str) -> None:
+    """New, warm-started and meta trees share one feature vocabulary (no copy per tree)."""
+    stream = two_group_stream(n=1500, seed=11)
+    model = IHOMER(mode=mode, n_min=50)
+    prequential(stream, model)
+    assert model.n_restructures > 0
+    assert any(m.origin is not None for m in model._members.values())  # projected ones too
+    trees = [m.tree for m in model._members.values()]
+    trees += [model._meta] if model._meta is not None else []
+    assert all(t.feature_vocab is model.feature_vocab for t in trees)

@@ -354,6 +354,10 @@ def test_projection_keeps_structure_and_the_selected_labels() -> None:
     sel = [3, 1]
     p = m.project(sel)
     assert p.n_labels == 2 and p.label_vocab.names == [m.label_vocab.names[i] for i in sel]
+    # Its own copy of the feature names, unless it is handed a vocabulary to share.
+    assert p.feature_vocab is not m.feature_vocab
+    assert p.feature_vocab.names == m.feature_vocab.names
+    assert m.project(sel, feature_vocab=m.feature_vocab).feature_vocab is m.feature_vocab
     a, b = m._state, p._state
     for f in ("nd_i", "nd_f"):
         assert np.array_equal(getattr(a, f), getattr(b, f))

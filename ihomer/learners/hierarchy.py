@@ -314,7 +314,8 @@ class IHOMER(MultiLabelLearner):
                 continue
             if self.warm_start and best is not None:
                 kept = [g for g in labs if best.local_of[g] >= 0]
-                tree = self._adopt(best.tree.project([int(best.local_of[g]) for g in kept]))
+                tree = best.tree.project([int(best.local_of[g]) for g in kept],
+                                         feature_vocab=self.feature_vocab)
                 rest = [g for g in labs if best.local_of[g] < 0]
                 m = self._new_member(cid, tree, kept + rest)
                 m.origin = best.key
