@@ -131,10 +131,14 @@ def test_broker_crash_with_durable_storage(start_service: Any, processes: list[A
     topics = broker.topics(1, "durable")
     send(broker, topics[0], 0, 400)
     ck = tmp_path / "ck"
-    # Slow batches, so that the broker dies while the service is mid-stream.
+    # Slow batches, so that the broker dies while the service is mid-stream. Not idempotent:
+    # Tansu's S3 engine stores a producer's sequence number before the batch itself, so a
+    # broker killed between the two answers the retried batch "duplicate" and it is lost
+    # (seen: predictions 200-219 missing in 3 runs of 18). A plain retry writes it again.
     svc = start_service(broker.bootstrap, topics, *LEARNER, "--schema-from", str(default_source()),
                         "--checkpoint-dir", str(ck), "--checkpoint-every", "100",
                         "--consumer-option", "max_poll_records=20",
+                        "--producer-option", "enable_idempotence=False",
                         env={"IHOMER_DEBUG_PAUSE": "batch:0.1"})
     svc.wait_for(lambda r: r["event"] == "checkpoint" and r["events_learned"] >= 200, 60)
     broker.kill()
