@@ -268,7 +268,8 @@ def test_nonempty_rule() -> None:
     keep = y.any(axis=1)
     full = make_batch([{f: float(v) for f, v in enumerate(r)} for r in x[keep]],
                       [list(np.flatnonzero(r)) for r in y[keep]])
-    on, off = MLHAT(grace_period=100), MLHAT(grace_period=100, nonempty=False)
+    on = MLHAT(grace_period=100, decode="threshold")
+    off = MLHAT(grace_period=100, nonempty=False, decode="threshold")
     on.learn_many(full)
     off.learn_many(full)
     probe = full.slice(0, 300)
@@ -281,7 +282,7 @@ def test_nonempty_rule() -> None:
         assert len(pred_on.row(i)) >= 1 or scores_on[i].max() == 0.0
     assert any(len(pred_off.row(i)) == 0 for i in range(300))  # the rule had work to do
     rare = rng.random((800, 5)) < 0.05  # three label sets in four are empty
-    mostly_empty = MLHAT(grace_period=100)
+    mostly_empty = MLHAT(grace_period=100, decode="threshold")
     mostly_empty.learn_many(make_batch([{f: float(v) for f, v in enumerate(r)} for r in x],
                                        [list(np.flatnonzero(r)) for r in rare]))
     pred = mostly_empty.predict_many(probe)
@@ -290,7 +291,7 @@ def test_nonempty_rule() -> None:
 
 def test_scores_agree_with_predictions() -> None:
     data = dense_stream(1500, seed=2)
-    m = MLHAT(grace_period=100)
+    m = MLHAT(grace_period=100, decode="threshold")
     m.learn_many(data)
     probe = data.slice(0, 200)
     scores = m.predict_proba_many(probe)
@@ -301,7 +302,7 @@ def test_scores_agree_with_predictions() -> None:
     for i in range(200):
         assert pred.row(i).tolist() == labelset(scores[i], empty_rate)
     # test_then_train predicts each row with the model before learning it
-    m2 = MLHAT(grace_period=100)
+    m2 = MLHAT(grace_period=100, decode="threshold")
     m2.learn_many(data)
     p = m2.test_then_train_many(probe)
     assert [p.row(i).tolist() for i in range(5)] == [pred.row(i).tolist() for i in range(5)]

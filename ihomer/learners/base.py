@@ -97,6 +97,21 @@ class Predictions:
             sc = np.concatenate(scores).astype(VALUE_DTYPE) if scores else np.zeros(0)
         return cls(indptr, ids, sc)
 
+    @classmethod
+    def concat(cls, parts: list[Predictions]) -> Predictions:
+        """The rows of ``parts`` one after the other (scores of 1 where a part has none)."""
+        if len(parts) == 1:
+            return parts[0]
+        indptr = [np.zeros(1, PTR_DTYPE)]
+        offset = 0
+        for p in parts:
+            indptr.append(p.indptr[1:] + offset)
+            offset += p.indptr[-1]
+        scores = [p.scores if p.scores is not None else np.ones(len(p.label_ids)) for p in parts]
+        return cls(np.concatenate(indptr),
+                   np.concatenate([p.label_ids for p in parts]).astype(INDEX_DTYPE),
+                   np.concatenate(scores) if parts else np.zeros(0))
+
 
 def _labels_from_y(y: Mapping[Label, bool] | Iterable[Label]) -> list[Label]:
     if isinstance(y, Mapping):

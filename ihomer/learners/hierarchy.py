@@ -432,7 +432,7 @@ class IHOMER(MultiLabelLearner):
             parts.append(self._segment(batch.slice(start, n) if start else batch, predict, learn))
         if not predict:
             return None
-        return _concat(parts)
+        return Predictions.concat(parts)
 
     def _share_memory(self) -> None:
         """Split what is left of ``max_bytes`` among the trees, in proportion to what they hold.
@@ -574,7 +574,7 @@ class IHOMER(MultiLabelLearner):
         if not preds:
             return Predictions(np.zeros(1, PTR_DTYPE), np.zeros(0, INDEX_DTYPE),
                                np.zeros(0)), np.zeros(0, np.int64)
-        return _concat(preds), np.concatenate(pred_rows)
+        return Predictions.concat(preds), np.concatenate(pred_rows)
 
     def _account(self, seg: Batch, final: Predictions,
                  member_preds: dict[int, tuple[Predictions, np.ndarray]]) -> None:
@@ -772,20 +772,6 @@ def _mix(seed: int, x: int) -> int:
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
     return z ^ (z >> 31)
-
-
-def _concat(parts: list[Predictions]) -> Predictions:
-    if len(parts) == 1:
-        return parts[0]
-    indptr = [np.zeros(1, PTR_DTYPE)]
-    offset = 0
-    for p in parts:
-        indptr.append(p.indptr[1:] + offset)
-        offset += p.indptr[-1]
-    scores = [p.scores if p.scores is not None else np.ones(len(p.label_ids)) for p in parts]
-    return Predictions(np.concatenate(indptr),
-                       np.concatenate([p.label_ids for p in parts]).astype(INDEX_DTYPE),
-                       np.concatenate(scores) if parts else np.zeros(0))
 
 
 def _assemble(n: int, rows: list[np.ndarray], ids: list[np.ndarray],

@@ -1238,10 +1238,11 @@ def emit_labelset(s, prm, sc, L, out_ids, out_sc, pos) -> int:
 
 @njit
 def test_then_train(s, prm, indptr, indices, values, label_ptr, label_ids, start, predict,
-                    out_ptr, out_ids, out_sc) -> int:
+                    out_ptr, out_ids, out_sc, out_dense) -> int:
     """Prequential loop: for each row from ``start``, predict it, then learn it.
 
-    Predictions go to ``out_ptr``/``out_ids``/``out_sc`` (CSR, only when ``predict``). Returns
+    Predictions go to ``out_ptr``/``out_ids``/``out_sc`` (CSR, only when ``predict``), and
+    when ``out_dense`` has rows, every label's score of row i to ``out_dense[i]``. Returns
     the number of rows done: fewer than the batch when a pool must grow first (Python grows it
     and calls again from there, so the result is the same as one uninterrupted run).
     """
@@ -1270,6 +1271,8 @@ def test_then_train(s, prm, indptr, indices, values, label_ptr, label_ids, start
         m = leaf_choice(s, lf)
         if predict:
             out_ptr[i + 1] = emit_labelset(s, prm, sc3[m], L, out_ids, out_sc, out_ptr[i])
+            if out_dense.shape[0] > 0:
+                out_dense[i, :L] = sc3[m, :L]
         for lab in range(L):
             y[lab] = 0
         for w in range(len(bits)):

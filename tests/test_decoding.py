@@ -1,0 +1,215 @@
+"""Tests of the seen-labelset decoder (ihomer.learners.decoding) and MLHAT's decode="seen"."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ihomer.learners.base import Predictions
+from ihomer.learners.decoding import EPS, SeenLabelsets
+from ihomer.learners.mlhat import MLHAT
+from ihomer.stream.base import Batch
+
+
+def csr(sets: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    ptr = np.zeros(len(sets) + 1, np.int64)
+    np.cumsum([len(s) for s in sets], out=ptr[1:])
+    ids = np.array([v for s in sets for v in s], np.int64)
+    return ptr, ids
+
+
+def loglik(scores: np.ndarray, labels: set[int]) -> float:
+    """Log-likelihood of a label set under independent clipped per-label probabilities."""
+    total = 0.0
+    for lab, p in enumerate(scores):
+        p = min(max(float(p), EPS), 1 - EPS)
+        total += math.log(p) if lab in labels else math.log(1 - p)
+    return total
+
+
+@st.composite
+def decoding_cases(draw: st.DrawFn) -> tuple[np.ndarray, list[list[int]], list[list[int]]]:
+    n_labels = draw(st.integers(1, 7))
+    history = draw(st.lists(st.lists(st.integers(0, n_labels - 1), max_size=n_labels,
+                                     unique=True), min_size=1, max_size=30))
+    n = draw(st.integers(1, 6))
+    scores = np.array(draw(st.lists(st.lists(st.floats(0, 1), min_size=n_labels,
+                                             max_size=n_labels), min_size=n, max_size=n)))
+    answers = [sorted(np.flatnonzero(s >= 0.5).tolist()) for s in scores]
+    return scores, history, answers
+
+
+@settings(max_examples=200, deadline=None)
+@given(decoding_cases())
+def test_decoder_picks_the_most_likely_seen_set(case) -> None:
+    """Against enumeration: no seen set is more likely than the one decoded (the empty set
+    left out when the threshold answer is not empty)."""
+    scores, history, answers = case
+    table = SeenLabelsets()
+    table.observe(*csr(history))
+    seen = {tuple(sorted(s)) for s in history}
+    got = table.decode(scores, Predictions(*csr(answers)))
+    for i in range(len(scores)):
+        chosen = set(got.row(i).tolist())
+        candidates = [set(s) for s in seen if s or not answers[i]]
+        if not candidates:  # only the empty set was seen and the threshold answer is not empty
+            assert sorted(chosen) == answers[i]
+            continue
+        assert tuple(sorted(chosen)) in seen
+        best = max(loglik(scores[i], c) for c in candidates)
+        assert loglik(scores[i], chosen) >= best - 1e-9
+        np.testing.assert_allclose(got.scores[got.indptr[i]:got.indptr[i + 1]],
+                                   scores[i, got.row(i)])
+
+
+def test_the_threshold_set_wins_when_it_was_seen() -> None:
+    """The threshold set maximises the likelihood over all sets: seen, it is the answer."""
+    table = SeenLabelsets()
+    table.observe(*csr([[0], [0, 1], [1, 2], [2]]))
+    scores = np.array([[0.6, 0.7, 0.2], [0.1, 0.8, 0.55], [0.9, 0.3, 0.4]])
+    answers = [[0, 1], [1, 2], [0]]
+    got = table.decode(scores, Predictions(*csr(answers)))
+    assert [got.row(i).tolist() for i in range(3)] == answers
+
+
+def test_unseen_threshold_set_becomes_the_nearest_likely_one_by_hand() -> None:
+    table = SeenLabelsets()
+    table.observe(*csr([[0, 1], [2], []]))
+    # threshold answer {0}: unseen. {0, 1}: log .8 + log .4 + log .9 = -1.245;
+    # {2}: log .2 + log .6 + log .1 = -4.423; the empty set is no candidate (answer not empty)
+    scores = np.array([[0.8, 0.4, 0.1]])
+    got = table.decode(scores, Predictions(*csr([[0]])))
+    assert got.row(0).tolist() == [0, 1]
+    # an empty threshold answer lets the empty set compete: log .7 + log .6 + log .9 = -0.97
+    # against {0, 1}: log .3 + log .4 + log .9 = -2.23 and {2}: log .7 + log .6 + log .1 = -3.17
+    got = table.decode(np.array([[0.3, 0.4, 0.1]]), Predictions(*csr([[]])))
+    assert got.row(0).tolist() == []
+
+
+def test_observe_reports_the_sets_learned_before_each_row() -> None:
+    table = SeenLabelsets()
+    avail = table.observe(*csr([[1, 0], [0, 1], [], [2], []]))
+    assert avail.tolist() == [0, 1, 1, 2, 3]
+    assert len(table) == 3
+    # row 0 of the next batch sees every set; decoding a row with no set seen yet keeps the
+    # threshold answer
+    fresh = SeenLabelsets()
+    got = fresh.decode(np.array([[0.2, 0.9]]), Predictions(*csr([[1]])), np.array([0]))
+    assert got.row(0).tolist() == [1]
+
+
+def test_the_table_keeps_the_most_frequent_sets_within_its_bound() -> None:
+    table = SeenLabelsets(max_labelsets=2)
+    table.observe(*csr([[0], [1], [1], [2], [2], [2], [3]]))
+    assert len(table) == 4  # trimmed before the next batch, not in the middle of one
+    table.observe(*csr([]))
+    state = table.state_dict()
+    ptr, ids = state["ptr"], state["ids"]
+    kept = [ids[ptr[c]:ptr[c + 1]].tolist() for c in range(len(ptr) - 1)]
+    assert kept == [[1], [2]] and state["count"].tolist() == [2, 3]
+    with pytest.raises(ValueError, match="max_labelsets"):
+        SeenLabelsets(0)
+
+
+def test_projection_and_copy_merge_equal_images() -> None:
+    table = SeenLabelsets()
+    table.observe(*csr([[0, 1], [0, 2], [1], [0, 1]]))
+    proj = table.project(np.array([2, 0]))  # label 2 -> 0, label 0 -> 1
+    st_ = proj.state_dict()
+    sets = [st_["ids"][st_["ptr"][c]:st_["ptr"][c + 1]].tolist()
+            for c in range(len(st_["ptr"]) - 1)]
+    assert sets == [[1], [0, 1], []] and st_["count"].tolist() == [2, 1, 1]
+    table.copy_label(1, 3)
+    st_ = table.state_dict()
+    sets = [st_["ids"][st_["ptr"][c]:st_["ptr"][c + 1]].tolist()
+            for c in range(len(st_["ptr"]) - 1)]
+    assert sets == [[0, 1, 3], [0, 2], [1, 3]]
+    twin = SeenLabelsets.from_state_dict(st_)
+    assert twin.state_dict()["count"].tolist() == st_["count"].tolist()
+
+
+# ----------------------------------------------------------------------------- MLHAT
+def stream(n: int, seed: int = 0) -> Batch:
+    """Numeric rows, 4 labels: labels 0 and 1 always together, 2 and 3 never together."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 5))
+    indptr = np.arange(0, 5 * n + 1, 5)
+    indices = np.tile(np.arange(5), n)
+    lptr, lids = [0], []
+    for r in x:
+        y = []
+        if r[0] + 0.5 * rng.normal() > 0:
+            y += [0, 1]
+        y += [2] if r[1] > 0 else [3]
+        lids += y
+        lptr.append(len(lids))
+    return Batch(indptr, indices, x.ravel(), np.array(lptr), np.array(lids))
+
+
+def test_every_decoded_prediction_is_a_label_set_seen_before_it() -> None:
+    data = stream(1500, seed=1)
+    preds = MLHAT(decode="seen", grace_period=100).test_then_train_many(data)
+    seen: set[tuple[int, ...]] = set()
+    for i in range(len(data)):
+        p = tuple(preds.row(i).tolist())
+        assert i == 0 or p in seen, i
+        seen.add(tuple(sorted(data.label_ids[data.label_indptr[i]:data.label_indptr[i + 1]])))
+
+
+def test_decoding_is_prequential_row_by_row_and_survives_a_checkpoint() -> None:
+    data = stream(1200, seed=2)
+    a = MLHAT(decode="seen", grace_period=100)
+    b = MLHAT(decode="seen", grace_period=100)
+    fast = a.test_then_train_many(data.slice(0, 600))
+    for i in range(600):
+        row = data.slice(i, i + 1)
+        assert b.predict_many(row).row(0).tolist() == fast.row(i).tolist(), i
+        b.learn_many(row)
+    twin = MLHAT.from_state_dict(a.state_dict())
+    rest = data.slice(600, 1200)
+    pa, pt = a.test_then_train_many(rest), twin.test_then_train_many(rest)
+    assert [pa.row(i).tolist() for i in range(600)] == [pt.row(i).tolist() for i in range(600)]
+
+
+def test_decoding_beats_the_threshold_on_exact_matches() -> None:
+    """Labels 2 and 3 exclude each other and 0, 1 come together; near the boundary the
+    threshold answers combinations that never occur, the decoder does not."""
+    data = stream(3000, seed=3)
+    truth = [tuple(data.label_ids[data.label_indptr[i]:data.label_indptr[i + 1]])
+             for i in range(len(data))]
+    exact = {}
+    for decode in ("threshold", "seen"):
+        p = MLHAT(decode=decode, grace_period=100).test_then_train_many(data)
+        exact[decode] = np.mean([tuple(p.row(i).tolist()) == truth[i] for i in range(len(data))])
+    assert exact["seen"] > exact["threshold"]
+
+
+def test_projection_and_old_states_keep_their_decoder() -> None:
+    data = stream(800, seed=4)
+    m = MLHAT(decode="seen", grace_period=100)
+    m.learn_many(data)
+    proj = m.project([2, 3])
+    assert proj.decode == "seen" and proj._labelsets is not None
+    assert len(proj._labelsets) == 2  # {2} and {3}, as 0 and 1
+    state = MLHAT(grace_period=100).state_dict()
+    del state["params"]["decode"], state["labelsets"]
+    assert MLHAT.from_state_dict(state).decode == "threshold"
+    with pytest.raises(ValueError, match="decode"):
+        MLHAT(decode="argmax")
+
+
+def test_the_threshold_answer_returns_when_it_rates_better() -> None:
+    """Rated on learned rows: once the threshold's answers have the lower F1 loss, they are
+    given instead of the decoder's."""
+    table = SeenLabelsets(fade=1.0)
+    table.observe(*csr([[0, 1]]))
+    scores = np.array([[0.9, 0.45, 0.1]] * 3)
+    answers = Predictions(*csr([[0]] * 3))
+    got = table.decode(scores, answers, np.ones(3, np.int64), csr([[0]] * 3))
+    # row 0: decoder answers {0, 1} (loss 1 - 2/3), threshold {0} (loss 0); then the threshold
+    assert [got.row(i).tolist() for i in range(3)] == [[0, 1], [0], [0]]
+    np.testing.assert_allclose(table.rate, [0.0, 3 * (1 - 2 / 3)])  # every row is rated
