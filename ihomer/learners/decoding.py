@@ -56,7 +56,8 @@ def decode_rows(scores: np.ndarray, p0_ptr: np.ndarray, p0_ids: np.ndarray, avai
     The threshold answer is given when no set qualifies, or when its faded F1 loss
     ``rate[0]`` is below the decoder's ``rate[1]``. With the true label sets of the rows
     (``label_ptr``/``label_ids``, one row per score row; ``label_ptr`` of length 0 when
-    unknown) both answers are rated after each row, fading by ``fade``. Ties between sets go
+    unknown) both answers are rated after each row where a set qualified (elsewhere they are
+    the same answer), fading by ``fade``. Ties between sets go
     to the set learned first; the empty set is skipped when ``p0``'s row is not empty.
     """
     n, n_labels = scores.shape

@@ -1310,8 +1310,9 @@ def predict_scores(s, prm, indptr, indices, values, out) -> None:
 
 
 @njit
-def predict_csr(s, prm, indptr, indices, values, out_ptr, out_ids, out_sc) -> None:
-    """Predicted label sets (score >= 0.5) in CSR form."""
+def predict_csr(s, prm, indptr, indices, values, out_ptr, out_ids, out_sc, out_dense) -> None:
+    """Predicted label sets (score >= 0.5) in CSR form; when ``out_dense`` has rows, every
+    label's score of row i goes to ``out_dense[i]`` too (one routing serves both)."""
     L = s.ctr[C_L]
     sc = np.zeros(max(L, 1))
     pos = 0
@@ -1321,6 +1322,8 @@ def predict_csr(s, prm, indptr, indices, values, out_ptr, out_ids, out_sc) -> No
         b = indptr[i + 1]
         leaf_node = route(s, s.ctr[C_ROOT], indices, values, a, b)
         leaf_scores(s, prm, s.nd_i[leaf_node, ND_LEAF], indices, values, a, b, L, sc)
+        if out_dense.shape[0] > 0:
+            out_dense[i, :L] = sc[:L]
         pos = emit_labelset(s, prm, sc, L, out_ids, out_sc, pos)
         out_ptr[i + 1] = pos
 

@@ -339,8 +339,12 @@ class MLHAT(MultiLabelLearner):
         per_label = s.lf_lv[:, :, :1].nbytes
         fixed = sum(getattr(s, f).nbytes for f in s._fields
                     if f not in ROW_FIELDS and f not in ("ht_key", "ht_val"))
-        table = 0 if self._labelsets is None else self._labelsets.nbytes
-        return fixed + per_label * (label_cap - s.lf_lv.shape[2]) + self._prm.nbytes + table
+        return (fixed + per_label * (label_cap - s.lf_lv.shape[2]) + self._prm.nbytes
+                + self._table_bytes())
+
+    def _table_bytes(self) -> int:
+        """Bytes of the seen-label-set decoder's table (0 with ``decode="threshold"``)."""
+        return 0 if self._labelsets is None else self._labelsets.nbytes
 
     def _set_row_limit(self) -> None:
         """Rows the memory bound leaves room for, next to everything else the tree holds.
@@ -481,13 +485,15 @@ class MLHAT(MultiLabelLearner):
         out_ptr = np.zeros(n + 1, PTR_DTYPE)
         out_ids = np.zeros(n * self._n_labels, INDEX_DTYPE)
         out_sc = np.zeros(n * self._n_labels, VALUE_DTYPE)
+        table = self._labelsets
+        dense = np.zeros((0 if table is None else n, max(self._n_labels, 1)))
         K.predict_csr(self._state, self._prm, batch.indptr, batch.indices, batch.values,
-                      out_ptr, out_ids, out_sc)
+                      out_ptr, out_ids, out_sc, dense)
         m = int(out_ptr[-1])
         answer = Predictions(out_ptr, out_ids[:m].copy(), out_sc[:m].copy())
-        if self._labelsets is None:
+        if table is None:
             return answer
-        return self._labelsets.decode(self._scores_batch(batch), answer)
+        return table.decode(dense[:, : self._n_labels], answer)
 
     # ------------------------------------------------------------------ projection
     def project(self, label_ids: Sequence[int], feature_vocab: Vocabulary | None = None) -> MLHAT:
@@ -671,8 +677,7 @@ class MLHAT(MultiLabelLearner):
     @property
     def memory_bytes(self) -> int:
         """Bytes of every array the tree holds (allocated capacity, not only the used part)."""
-        table = 0 if self._labelsets is None else self._labelsets.nbytes
-        return state_bytes(self._state) + self._prm.nbytes + table
+        return state_bytes(self._state) + self._prm.nbytes + self._table_bytes()
 
     def summary(self) -> dict[str, object]:
         """Size, growth, drift and memory figures in one dict (for reports)."""
