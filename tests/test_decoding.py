@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ihomer.learners.base import Predictions
-from ihomer.learners.decoding import EPS, SeenLabelsets
+from ihomer.learners.decoding import EPS, SeenLabelsets, f1_set_size
 from ihomer.learners.mlhat import MLHAT
 from ihomer.stream.base import Batch
 
@@ -132,6 +132,59 @@ def test_projection_and_copy_merge_equal_images() -> None:
     assert twin.state_dict()["count"].tolist() == st_["count"].tolist()
 
 
+def expected_f1(p: np.ndarray, chosen: set[int]) -> float:
+    """E[F1] of answering ``chosen`` by enumerating every truth (labels independent with
+    probabilities ``p``; an empty answer scores 0, as in river)."""
+    total = 0.0
+    for bits in range(2 ** len(p)):
+        truth = {lab for lab in range(len(p)) if bits >> lab & 1}
+        prob = math.prod(p[lab] if lab in truth else 1 - p[lab] for lab in range(len(p)))
+        if chosen:
+            total += prob * 2 * len(chosen & truth) / (len(chosen) + len(truth))
+    return total
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=8))
+def test_the_expected_f1_set_is_the_best_of_all_sets(probs: list[float]) -> None:
+    """Against enumeration over every truth and every answer: no set has a higher expected
+    F1 than the top-k set chosen (so the best set is indeed a top-k set)."""
+    p = np.array(probs)
+    order = np.argsort(-p, kind="stable")
+    k = f1_set_size(p, order)
+    if p.max() <= 0:
+        assert k == 0
+        return
+    got = expected_f1(p, set(order[:k].tolist()))
+    best = max(expected_f1(p, {lab for lab in range(len(p)) if bits >> lab & 1})
+               for bits in range(1, 2 ** len(p)))
+    assert got >= best - 1e-9
+
+
+def test_expected_f1_sets_by_hand() -> None:
+    # {0}: .25 * 1 + .25 * 2/3 = 0.417 against {0, 1}: .25 * 1 + .5 * 2/3 = 0.583
+    assert f1_set_size(np.array([0.5, 0.5]), np.array([0, 1])) == 2
+    # {0}: .81 + .09 * 2/3 = 0.87 against {0, 1}: .09 + (.81 + .09) * 2/3 = 0.69
+    assert f1_set_size(np.array([0.9, 0.1]), np.array([0, 1])) == 1
+    assert f1_set_size(np.array([0.0, 0.0]), np.array([0, 1])) == 0
+
+
+def test_the_expected_f1_set_is_given_once_it_rates_better() -> None:
+    table = SeenLabelsets(fade=1.0, expected_f1=True)
+    table.observe(*csr([[0]]))
+    # threshold and seen answer {0}; the expected-F1 set of (.6, .45) is {0, 1}
+    # ({0}: .33 + .27 * 2/3 = 0.51; {0, 1}: .27 + (.33 + .18) * 2/3 = 0.61)
+    scores = np.array([[0.6, 0.45]] * 3)
+    got = table.decode(scores, Predictions(*csr([[0]] * 3)), np.ones(3, np.int64),
+                       csr([[0, 1]] * 3))
+    # row 0: both rates are 0, the usual answer stands; its loss (1/3) then exceeds the
+    # expected-F1 set's (0)
+    assert [got.row(i).tolist() for i in range(3)] == [[0], [0, 1], [0, 1]]
+    np.testing.assert_allclose(table.rate[2:], [0.0, 1.0])
+    twin = SeenLabelsets.from_state_dict(table.state_dict())
+    assert twin.expected_f1 and twin.project(np.array([1, 0])).expected_f1
+
+
 # ----------------------------------------------------------------------------- MLHAT
 def stream(n: int, seed: int = 0) -> Batch:
     """Numeric rows, 4 labels: labels 0 and 1 always together, 2 and 3 never together."""
@@ -160,10 +213,11 @@ def test_every_decoded_prediction_is_a_label_set_seen_before_it() -> None:
         seen.add(tuple(sorted(data.label_ids[data.label_indptr[i]:data.label_indptr[i + 1]])))
 
 
-def test_decoding_is_prequential_row_by_row_and_survives_a_checkpoint() -> None:
+@pytest.mark.parametrize("decode", ["seen", "f1"])
+def test_decoding_is_prequential_row_by_row_and_survives_a_checkpoint(decode: str) -> None:
     data = stream(1200, seed=2)
-    a = MLHAT(decode="seen", grace_period=100)
-    b = MLHAT(decode="seen", grace_period=100)
+    a = MLHAT(decode=decode, grace_period=100)
+    b = MLHAT(decode=decode, grace_period=100)
     fast = a.test_then_train_many(data.slice(0, 600))
     for i in range(600):
         row = data.slice(i, i + 1)
@@ -186,6 +240,34 @@ def test_decoding_beats_the_threshold_on_exact_matches() -> None:
         p = MLHAT(decode=decode, grace_period=100).test_then_train_many(data)
         exact[decode] = np.mean([tuple(p.row(i).tolist()) == truth[i] for i in range(len(data))])
     assert exact["seen"] > exact["threshold"]
+
+
+def test_the_expected_f1_decoder_raises_example_f1() -> None:
+    """Noisy labels with probabilities near one half: answering the expected-F1 set beats
+    the threshold's answer on example F1 (river's convention), checked with river's metric."""
+    from river import metrics
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    x = rng.normal(size=(n, 3))
+    lptr, lids = [0], []
+    for r in x:
+        y = [lab for lab in range(3) if rng.random() < 1 / (1 + np.exp(-0.4 * r[lab]))]
+        lids += y
+        lptr.append(len(lids))
+    data = Batch(np.arange(0, 3 * n + 1, 3), np.tile(np.arange(3), n), x.ravel(),
+                 np.array(lptr), np.array(lids))
+    f1 = {}
+    for decode in ("seen", "f1"):
+        p = MLHAT(decode=decode, grace_period=100).test_then_train_many(data)
+        metric = metrics.multioutput.SampleAverage(metrics.F1())
+        for i in range(n):
+            truth = set(data.label_ids[data.label_indptr[i]:data.label_indptr[i + 1]].tolist())
+            got = set(p.row(i).tolist())
+            metric.update({lab: lab in truth for lab in range(3)},
+                          {lab: lab in got for lab in range(3)})
+        f1[decode] = metric.get()
+    assert f1["f1"] > f1["seen"] + 0.02
 
 
 def test_projection_and_old_states_keep_their_decoder() -> None:
@@ -212,4 +294,4 @@ def test_the_threshold_answer_returns_when_it_rates_better() -> None:
     got = table.decode(scores, answers, np.ones(3, np.int64), csr([[0]] * 3))
     # row 0: decoder answers {0, 1} (loss 1 - 2/3), threshold {0} (loss 0); then the threshold
     assert [got.row(i).tolist() for i in range(3)] == [[0, 1], [0], [0]]
-    np.testing.assert_allclose(table.rate, [0.0, 3 * (1 - 2 / 3)])  # every row is rated
+    np.testing.assert_allclose(table.rate, [0.0, 3 * (1 - 2 / 3), 0.0, 0.0])  # every row is rated

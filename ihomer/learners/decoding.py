@@ -16,6 +16,14 @@ would have given for an empty answer it learned from other instances.
 
 The table is bounded (``max_labelsets``): past the bound the sets seen least often are dropped
 (between batches, so that every instance is decoded with the sets learned before it).
+
+Example-based F1 rewards a different answer: with ``expected_f1`` the decoder also computes,
+per instance, the set of the ``k`` top-scoring labels whose expected F1 under the same
+independent probabilities is highest (the optimal set under independence is a top-``k`` set;
+Jansche, ACL 2007; Nan Ye et al., ICML 2012), computed exactly from the Poisson-binomial
+distributions of how many of the ``k`` labels and of the others are true. It is never empty:
+by river's convention an empty answer scores an F1 of 0 whatever the truth. That set is given
+when it has rated better than the answer the decoder would otherwise give.
 """
 
 from __future__ import annotations
@@ -31,6 +39,71 @@ from ihomer.stream.base import INDEX_DTYPE, PTR_DTYPE, VALUE_DTYPE
 #: Scores are clipped to [EPS, 1 - EPS] before the logarithms: a leaf's majority-labelset model
 #: answers 0 or 1, which would otherwise veto every set that disagrees on one label.
 EPS = 0.02
+#: Largest answer of the expected-F1 set (the top-scoring labels it considers).
+F1_TOP = 32
+#: Bound on the counts of true labels the expected F1 sums over (mass beyond it is dropped;
+#: the bound used per row is the mean count plus six standard deviations, at most this).
+F1_TAIL = 64
+
+
+@numba.njit(cache=True)
+def f1_set_size(p: np.ndarray, order: np.ndarray) -> int:
+    """How many of the top labels (``order``: label ids by decreasing ``p``) form the set of
+    highest expected F1, labels being independent with probabilities ``p``; 0 when no label
+    has a positive probability.
+
+    For the set ``S`` of the top ``k``, ``F1 = 2a / (k + a + b)`` with ``a`` the true labels in
+    ``S`` and ``b`` those outside it; both counts are Poisson-binomial and independent, so the
+    expectation is a double sum over their distributions, built by adding one label at a time
+    (``a``: the top labels forwards; ``b``: the others backwards); every ``k`` up to
+    :data:`F1_TOP` is tried (the expectation need not be unimodal in ``k``), ties going to
+    the smaller set.
+    """
+    n = len(p)
+    top = min(F1_TOP, n)
+    if top == 0 or p[order[0]] <= 0.0:
+        return 0
+    mu = 0.0
+    var = 0.0
+    for lab in range(n):
+        mu += p[lab]
+        var += p[lab] * (1.0 - p[lab])
+    tail = min(F1_TAIL, int(mu + 6.0 * np.sqrt(var)) + 6)
+    suf = np.zeros((top + 1, tail + 1))
+    suf[top, 0] = 1.0
+    for j in range(top, n):
+        q = p[order[j]]
+        if q <= 0.0:
+            break
+        for b in range(tail, 0, -1):
+            suf[top, b] = suf[top, b] * (1.0 - q) + suf[top, b - 1] * q
+        suf[top, 0] *= 1.0 - q
+    for k in range(top - 1, -1, -1):
+        q = p[order[k]]
+        suf[k, 0] = suf[k + 1, 0] * (1.0 - q)
+        for b in range(1, tail + 1):
+            suf[k, b] = suf[k + 1, b] * (1.0 - q) + suf[k + 1, b - 1] * q
+    inside = np.zeros(top + 1)
+    inside[0] = 1.0
+    best = 0.0
+    size = 1
+    for k in range(1, top + 1):
+        q = p[order[k - 1]]
+        for a in range(k, 0, -1):
+            inside[a] = inside[a] * (1.0 - q) + inside[a - 1] * q
+        inside[0] *= 1.0 - q
+        e = 0.0
+        for a in range(1, k + 1):
+            if inside[a] < 1e-12:
+                continue
+            s = 0.0
+            for b in range(tail + 1):
+                s += suf[k, b] / (k + a + b)
+            e += 2.0 * a * inside[a] * s
+        if e > best:
+            best = e
+            size = k
+    return size
 
 
 @numba.njit(cache=True)
@@ -48,7 +121,7 @@ def _f1_loss(ids: np.ndarray, a: int, b: int, truth: np.ndarray, n_truth: int) -
 @numba.njit(cache=True)
 def decode_rows(scores: np.ndarray, p0_ptr: np.ndarray, p0_ids: np.ndarray, avail: np.ndarray,
                 ls_ptr: np.ndarray, ls_ids: np.ndarray, label_ptr: np.ndarray,
-                label_ids: np.ndarray, rate: np.ndarray, fade: float, eps: float,
+                label_ids: np.ndarray, rate: np.ndarray, fade: float, eps: float, f1: bool,
                 out_ptr: np.ndarray, out_ids: np.ndarray, out_sc: np.ndarray) -> None:
     """Row ``i``: the most likely of the first ``avail[i]`` sets of the table (CSR ``ls_ptr``,
     ``ls_ids``) under ``scores[i]``, or the threshold answer ``p0`` (CSR).
@@ -59,10 +132,15 @@ def decode_rows(scores: np.ndarray, p0_ptr: np.ndarray, p0_ids: np.ndarray, avai
     unknown) both answers are rated after each row where a set qualified (elsewhere they are
     the same answer), fading by ``fade``. Ties between sets go
     to the set learned first; the empty set is skipped when ``p0``'s row is not empty.
+
+    With ``f1``, the expected-F1 set (:func:`f1_set_size`) is given instead when its faded
+    F1 loss ``rate[2]`` is below ``rate[3]``, that of the answer chosen above; both are rated
+    after every row whose truth is known.
     """
     n, n_labels = scores.shape
     lg = np.empty(n_labels)
     truth = np.zeros(n_labels, np.int64)
+    f1_ids = np.empty(n_labels, np.int64)
     known = len(label_ptr) > 0
     pos = 0
     out_ptr[0] = 0
@@ -87,26 +165,39 @@ def decode_rows(scores: np.ndarray, p0_ptr: np.ndarray, p0_ids: np.ndarray, avai
                 if v > top:
                     top = v
                     best = c
+        # the answer without the expected-F1 set: ids[a1:b1]
         if best < 0 or rate[0] < rate[1]:
-            for j in range(a0, b0):
-                out_ids[pos] = p0_ids[j]
-                out_sc[pos] = scores[i, p0_ids[j]]
+            ids, a1, b1 = p0_ids, a0, b0
+        else:
+            ids, a1, b1 = ls_ids, ls_ptr[best], ls_ptr[best + 1]
+        nf = 0
+        if f1:
+            order = np.argsort(-scores[i])
+            nf = f1_set_size(scores[i], order)
+            f1_ids[:nf] = np.sort(order[:nf])
+        if f1 and rate[2] < rate[3]:
+            for j in range(nf):
+                out_ids[pos] = f1_ids[j]
+                out_sc[pos] = scores[i, f1_ids[j]]
                 pos += 1
         else:
-            for j in range(ls_ptr[best], ls_ptr[best + 1]):
-                lab = ls_ids[j]
-                out_ids[pos] = lab
-                out_sc[pos] = scores[i, lab]
+            for j in range(a1, b1):
+                out_ids[pos] = ids[j]
+                out_sc[pos] = scores[i, ids[j]]
                 pos += 1
         out_ptr[i + 1] = pos
-        if known and best >= 0:
+        if known and (best >= 0 or f1):
             c0 = label_ptr[i]
             d0 = label_ptr[i + 1]
             for j in range(c0, d0):
                 truth[label_ids[j]] = 1
-            rate[0] = fade * rate[0] + _f1_loss(p0_ids, a0, b0, truth, d0 - c0)
-            rate[1] = fade * rate[1] + _f1_loss(ls_ids, ls_ptr[best], ls_ptr[best + 1], truth,
-                                                d0 - c0)
+            if best >= 0:
+                rate[0] = fade * rate[0] + _f1_loss(p0_ids, a0, b0, truth, d0 - c0)
+                rate[1] = fade * rate[1] + _f1_loss(ls_ids, ls_ptr[best], ls_ptr[best + 1],
+                                                    truth, d0 - c0)
+            if f1:
+                rate[2] = fade * rate[2] + _f1_loss(f1_ids, 0, nf, truth, d0 - c0)
+                rate[3] = fade * rate[3] + _f1_loss(ids, a1, b1, truth, d0 - c0)
             for j in range(c0, d0):
                 truth[label_ids[j]] = 0
 
@@ -125,7 +216,10 @@ class SeenLabelsets:
     max_labelsets
         Sets kept at most; beyond it the least frequent go first (ties: the most recent).
     fade
-        Fading factor of the two answers' losses.
+        Fading factor of the answers' losses.
+    expected_f1
+        Also rate the set of highest expected F1 (see the module docstring) against the
+        answer above, and give it when it rates better.
 
     Examples
     --------
@@ -140,13 +234,16 @@ class SeenLabelsets:
     [0, 1]
     """
 
-    def __init__(self, max_labelsets: int = 4096, fade: float = 0.99) -> None:
+    def __init__(self, max_labelsets: int = 4096, fade: float = 0.99,
+                 expected_f1: bool = False) -> None:
         if max_labelsets < 1:
             raise ValueError(f"max_labelsets must be at least 1, not {max_labelsets!r}")
         self.max_labelsets = max_labelsets
         self.fade = fade
-        #: faded F1 losses of the threshold's answers and of the decoder's
-        self.rate = np.zeros(2)
+        self.expected_f1 = expected_f1
+        #: faded F1 losses of the threshold's answers, of the most likely seen sets', of the
+        #: expected-F1 sets' and of the answers chosen from the first two
+        self.rate = np.zeros(4)
         self._sets: list[tuple[int, ...]] = []
         self._count: list[int] = []
         self._index: dict[tuple[int, ...], int] = {}
@@ -217,14 +314,15 @@ class SeenLabelsets:
         scores = np.ascontiguousarray(scores, dtype=np.float64)
         out_ptr = np.zeros(n + 1, PTR_DTYPE)
         cap = max(int(np.diff(ptr).max(initial=0)),
-                  int(np.diff(threshold_answer.indptr).max(initial=0)))
+                  int(np.diff(threshold_answer.indptr).max(initial=0)),
+                  min(F1_TOP, scores.shape[1]) if self.expected_f1 else 0)
         out_ids = np.zeros(n * cap, INDEX_DTYPE)
         out_sc = np.zeros(n * cap, VALUE_DTYPE)
         lptr, lids = truth if truth is not None else (np.zeros(0, np.int64),) * 2
         decode_rows(scores, np.asarray(threshold_answer.indptr, np.int64),
                     np.asarray(threshold_answer.label_ids, np.int64), avail, ptr, ids,
                     np.asarray(lptr, np.int64), np.asarray(lids, np.int64), self.rate,
-                    self.fade, EPS, out_ptr, out_ids, out_sc)
+                    self.fade, EPS, self.expected_f1, out_ptr, out_ids, out_sc)
         m = int(out_ptr[-1])
         return Predictions(out_ptr, out_ids[:m].copy(), out_sc[:m].copy())
 
@@ -248,7 +346,7 @@ class SeenLabelsets:
         """The table seen through labels ``label_ids`` only (they become ``0..k-1``); sets with
         the same image merge."""
         local = {int(g): j for j, g in enumerate(label_ids)}
-        new = SeenLabelsets(self.max_labelsets, self.fade)
+        new = SeenLabelsets(self.max_labelsets, self.fade, self.expected_f1)
         new.rate = self.rate.copy()
         new._replace([tuple(sorted(local[g] for g in s if g in local)) for s in self._sets],
                      self._count)
@@ -262,13 +360,16 @@ class SeenLabelsets:
 
     def state_dict(self) -> dict[str, Any]:
         ptr, ids = self._csr()
-        return {"max_labelsets": self.max_labelsets, "fade": self.fade, "rate": self.rate.copy(),
+        return {"max_labelsets": self.max_labelsets, "fade": self.fade,
+                "expected_f1": self.expected_f1, "rate": self.rate.copy(),
                 "ptr": ptr.copy(), "ids": ids.copy(), "count": np.asarray(self._count, np.int64)}
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> SeenLabelsets:
-        table = cls(int(state["max_labelsets"]), float(state["fade"]))
-        table.rate = np.array(state["rate"], np.float64)
+        table = cls(int(state["max_labelsets"]), float(state["fade"]),
+                    bool(state.get("expected_f1", False)))
+        rate = np.array(state["rate"], np.float64)  # two entries in states before expected_f1
+        table.rate[: len(rate)] = rate
         ptr = np.asarray(state["ptr"], np.int64)
         ids = np.asarray(state["ids"], np.int64)
         table._replace([tuple(int(v) for v in ids[ptr[c]:ptr[c + 1]])
