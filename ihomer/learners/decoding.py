@@ -47,6 +47,15 @@ F1_TAIL = 64
 
 
 @numba.njit(cache=True)
+def _add_label(src: np.ndarray, dst: np.ndarray, q: float, top: int) -> None:
+    """``dst[:top + 1]``: the distribution of a count ``src`` plus one Bernoulli(``q``) label
+    (``dst`` may be ``src``: the update runs downwards)."""
+    for b in range(top, 0, -1):
+        dst[b] = src[b] * (1.0 - q) + src[b - 1] * q
+    dst[0] = src[0] * (1.0 - q)
+
+
+@numba.njit(cache=True)
 def f1_set_size(p: np.ndarray, order: np.ndarray) -> int:
     """How many of the top labels (``order``: label ids by decreasing ``p``) form the set of
     highest expected F1, labels being independent with probabilities ``p``; 0 when no label
@@ -75,23 +84,15 @@ def f1_set_size(p: np.ndarray, order: np.ndarray) -> int:
         q = p[order[j]]
         if q <= 0.0:
             break
-        for b in range(tail, 0, -1):
-            suf[top, b] = suf[top, b] * (1.0 - q) + suf[top, b - 1] * q
-        suf[top, 0] *= 1.0 - q
+        _add_label(suf[top], suf[top], q, tail)
     for k in range(top - 1, -1, -1):
-        q = p[order[k]]
-        suf[k, 0] = suf[k + 1, 0] * (1.0 - q)
-        for b in range(1, tail + 1):
-            suf[k, b] = suf[k + 1, b] * (1.0 - q) + suf[k + 1, b - 1] * q
+        _add_label(suf[k + 1], suf[k], p[order[k]], tail)
     inside = np.zeros(top + 1)
     inside[0] = 1.0
     best = 0.0
     size = 1
     for k in range(1, top + 1):
-        q = p[order[k - 1]]
-        for a in range(k, 0, -1):
-            inside[a] = inside[a] * (1.0 - q) + inside[a - 1] * q
-        inside[0] *= 1.0 - q
+        _add_label(inside, inside, p[order[k - 1]], k)
         e = 0.0
         for a in range(1, k + 1):
             if inside[a] < 1e-12:
