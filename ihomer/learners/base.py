@@ -23,11 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ihomer.stream.base import INDEX_DTYPE, PTR_DTYPE, VALUE_DTYPE, Batch, Schema
+
+if TYPE_CHECKING:
+    from ihomer.learners.decoding import NoChange
 
 Label = str
 FeatureKey = Any
@@ -132,6 +135,10 @@ class MultiLabelLearner:
     * ``_scores_batch(batch) -> ndarray (n_rows, n_labels)``: probability of each label.
 
     and may override ``_test_then_train_batch`` and ``_predict_batch`` with faster kernels.
+
+    A subclass that sets ``_no_change`` (a :class:`~ihomer.learners.decoding.NoChange`) has
+    every answer of the public methods pass through it: the last learned label set answers
+    instead of the model while it has rated better.
     """
 
     threshold: float = 0.5
@@ -143,6 +150,7 @@ class MultiLabelLearner:
         self.label_vocab = Vocabulary()
         self._n_labels = 0
         self._n_features = 0
+        self._no_change: NoChange | None = None
 
     # ------------------------------------------------------------------ vocabularies
     def bind(self, schema: Schema) -> MultiLabelLearner:
@@ -227,12 +235,28 @@ class MultiLabelLearner:
     def learn_many(self, batch: Batch) -> None:
         """Learn every row of ``batch`` in order."""
         self._ensure_batch(batch)
-        self._learn_batch(batch)
+        self._learn_rows(batch)
+
+    def _learn_rows(self, batch: Batch) -> None:
+        # With the no-change answer, learning predicts too, so that both answers are rated on
+        # every learned row: learn_many after predict_many is then test_then_train_many.
+        if self._no_change is None:
+            self._learn_batch(batch)
+        else:
+            self._answer(self._test_then_train_batch(batch), batch)
 
     def predict_many(self, batch: Batch) -> Predictions:
         """Predict every row of ``batch`` with the current model (no learning)."""
         self._ensure_batch(batch)
-        return self._predict_batch(batch)
+        return self._answer(self._predict_batch(batch), None)
+
+    def _answer(self, pred: Predictions, batch: Batch | None) -> Predictions:
+        """The model's answer, or the last learned set where that rates better (``batch``: the
+        rows when they are learned in the same call, which rates both)."""
+        if self._no_change is None:
+            return pred
+        truth = None if batch is None else (batch.label_indptr, batch.label_ids)
+        return self._no_change.choose(pred, truth, self._n_labels)
 
     def predict_proba_many(self, batch: Batch) -> np.ndarray:
         """``(n_rows, n_labels)`` probabilities of each label."""
@@ -242,7 +266,7 @@ class MultiLabelLearner:
     def test_then_train_many(self, batch: Batch) -> Predictions:
         """Predict each row with the model as it stands, then learn it: exact prequential."""
         self._ensure_batch(batch)
-        return self._test_then_train_batch(batch)
+        return self._answer(self._test_then_train_batch(batch), batch)
 
     # ------------------------------------------------------------------ river face
     def _x(self, batch: Batch, i: int) -> dict[FeatureKey, float]:
@@ -278,7 +302,7 @@ class MultiLabelLearner:
         row.label_indptr = np.array([0, len(lab)], dtype=PTR_DTYPE)
         row.label_ids = np.asarray(lab, dtype=INDEX_DTYPE)
         self._ensure(len(self.feature_vocab), len(self.label_vocab))
-        self._learn_batch(row)
+        self._learn_rows(row)
 
     def predict_proba_one(self, x: Mapping[FeatureKey, float]) -> dict[Label, dict[bool, float]]:
         """``{label: {False: 1 - p, True: p}}`` for every known label (river's convention)."""
@@ -294,7 +318,7 @@ class MultiLabelLearner:
         """``{label: bool}`` for every known label."""
         if self._n_labels == 0:
             return {}
-        p = self._predict_batch(self._row_from_x(x, grow=False))
+        p = self._answer(self._predict_batch(self._row_from_x(x, grow=False)), None)
         on = set(p.row(0).tolist())
         return {name: (i in on) for i, name in enumerate(self.label_vocab.names)}
 
@@ -317,6 +341,7 @@ class MultiLabelLearner:
             "label_names": list(self.label_vocab.names),
             "n_features": self._n_features,
             "n_labels": self._n_labels,
+            "no_change": None if self._no_change is None else self._no_change.state_dict(),
         }
 
     @classmethod
@@ -326,15 +351,23 @@ class MultiLabelLearner:
         learner.feature_vocab = Vocabulary(state["feature_names"])
         learner.label_vocab = Vocabulary(state["label_names"])
         learner._ensure(int(state["n_features"]), int(state["n_labels"]))
+        learner._load_no_change(state)
         return learner
 
     def _load_vocabularies(self, state: dict[str, Any]) -> None:
         """Take the vocabularies and sizes of ``state`` as they are, for a subclass whose own
-        state already has room for them (nothing is grown)."""
+        state already has room for them (nothing is grown), and the no-change answer's state."""
         self.feature_vocab = Vocabulary(state["feature_names"])
         self.label_vocab = Vocabulary(state["label_names"])
         self._n_features = int(state["n_features"])
         self._n_labels = int(state["n_labels"])
+        self._load_no_change(state)
+
+    def _load_no_change(self, state: dict[str, Any]) -> None:
+        from ihomer.learners.decoding import NoChange  # decoding imports this module
+
+        if state.get("no_change") is not None:
+            self._no_change = NoChange.from_state_dict(state["no_change"])
 
     # ------------------------------------------------------------------ reporting
     def warm_up(self) -> float:

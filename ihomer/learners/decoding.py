@@ -376,3 +376,144 @@ class SeenLabelsets:
         table._replace([tuple(int(v) for v in ids[ptr[c]:ptr[c + 1]])
                         for c in range(len(ptr) - 1)], [int(v) for v in state["count"]])
         return table
+
+
+@numba.njit(cache=True)
+def no_change_rows(p_ptr: np.ndarray, p_ids: np.ndarray, p_sc: np.ndarray, last: np.ndarray,
+                   n_last: int, was: np.ndarray, stay: np.ndarray, label_ptr: np.ndarray,
+                   label_ids: np.ndarray, rate: np.ndarray, fade: float, out_ptr: np.ndarray,
+                   out_ids: np.ndarray, out_sc: np.ndarray) -> int:
+    """Row ``i``: the model's answer ``p`` (CSR with scores ``p_sc``) or the last learned label
+    set (``last[:n_last]``; ``n_last < 0`` while nothing was learned), whichever has the lower
+    faded F1 loss (``rate[0]``: the model's, ``rate[1]``: the last set's; ties go to the
+    model). A label given from the last set scores its persistence, the faded share of the
+    instances following one with the label that had it too (``stay / was``).
+
+    With the true label sets of the rows (``label_ptr`` of length 0 when unknown) both answers
+    are rated after each row and the row's set becomes the last one. Returns the new
+    ``n_last`` (the set is written to ``last``).
+    """
+    n = len(p_ptr) - 1
+    known = len(label_ptr) > 0
+    truth = np.zeros(len(was), np.int64)
+    pos = 0
+    out_ptr[0] = 0
+    for i in range(n):
+        a0 = p_ptr[i]
+        b0 = p_ptr[i + 1]
+        if n_last >= 0 and rate[1] < rate[0]:
+            for j in range(n_last):
+                lab = last[j]
+                out_ids[pos] = lab
+                out_sc[pos] = stay[lab] / was[lab] if was[lab] > 0.0 else 0.0
+                pos += 1
+        else:
+            for j in range(a0, b0):
+                out_ids[pos] = p_ids[j]
+                out_sc[pos] = p_sc[j]
+                pos += 1
+        out_ptr[i + 1] = pos
+        if not known:
+            continue
+        c0 = label_ptr[i]
+        d0 = label_ptr[i + 1]
+        for j in range(c0, d0):
+            truth[label_ids[j]] = 1
+        if n_last >= 0:
+            rate[0] = fade * rate[0] + _f1_loss(p_ids, a0, b0, truth, d0 - c0)
+            rate[1] = fade * rate[1] + _f1_loss(last, 0, n_last, truth, d0 - c0)
+            for j in range(n_last):
+                lab = last[j]
+                was[lab] = fade * was[lab] + 1.0
+                stay[lab] = fade * stay[lab] + truth[lab]
+        for j in range(c0, d0):
+            truth[label_ids[j]] = 0
+            last[j - c0] = label_ids[j]
+        n_last = d0 - c0
+    return n_last
+
+
+class NoChange:
+    """The label set of the last learned instance, given instead of the model's answer while it
+    has rated better.
+
+    Many recorded streams are ordered: consecutive instances share their labels (corel5k's
+    images come in themed runs, plant's and eukaryote's proteins in families), and then the
+    label set just learned is a better guess than any model of the features. MOA's
+    ``NoChange`` classifier is the baseline that measures this (Bifet et al., "Pitfalls in
+    benchmarking data stream classification", 2013; Zliobaite et al., "Evaluation methods and
+    decision theory for classification of streaming data with temporal dependence", 2015).
+    Here it is a rival answer, rated like :class:`SeenLabelsets`: after every instance that is
+    predicted and then learned (``test_then_train_many``), the model's answer and the last
+    set are scored by their F1 loss, faded by ``fade``, and the lower one answers the next
+    instance (a learner with this answer predicts every instance it learns, as the seen-set
+    decoder does, so that learning alone rates too). On a stream without that order the model
+    keeps answering.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> nc = NoChange()
+    >>> model = Predictions(np.array([0, 1, 2, 3]), np.array([0, 0, 0]), np.ones(3))
+    >>> truth = (np.array([0, 1, 2, 3]), np.array([1, 1, 1]))   # label 1, again and again
+    >>> nc.choose(model, truth, n_labels=2).label_ids.tolist()   # rated worse from row 2 on
+    [0, 0, 1]
+    """
+
+    def __init__(self, fade: float = 0.99) -> None:
+        if not 0.0 < fade <= 1.0:
+            raise ValueError(f"fade must be in (0, 1], not {fade!r}")
+        self.fade = fade
+        #: faded F1 losses of the model's answers and of the last sets
+        self.rate = np.zeros(2)
+        self._last = np.zeros(0, np.int64)
+        self._n_last = -1
+        self._was = np.zeros(0)
+        self._stay = np.zeros(0)
+
+    def _grow(self, n_labels: int) -> None:
+        if n_labels > len(self._was):
+            extra = n_labels - len(self._was)
+            self._was = np.concatenate([self._was, np.zeros(extra)])
+            self._stay = np.concatenate([self._stay, np.zeros(extra)])
+            self._last = np.concatenate([self._last, np.zeros(extra, np.int64)])
+
+    def choose(self, answer: Predictions, truth: tuple[np.ndarray, np.ndarray] | None,
+               n_labels: int) -> Predictions:
+        """The rows' answers: the model's ``answer`` or the last set, as rated; ``truth`` (CSR
+        indptr and ids of the rows' true sets, when they are learned in the same call) rates
+        both after each row and moves the last set on."""
+        self._grow(n_labels)
+        n = len(answer.indptr) - 1
+        p_ptr = np.asarray(answer.indptr, np.int64)
+        p_ids = np.asarray(answer.label_ids, np.int64)
+        p_sc = (np.ones(len(p_ids)) if answer.scores is None
+                else np.asarray(answer.scores, np.float64))
+        lptr, lids = truth if truth is not None else (np.zeros(0, np.int64),) * 2
+        cap = int(np.diff(p_ptr).max(initial=0)) + n_labels
+        out_ptr = np.zeros(n + 1, PTR_DTYPE)
+        out_ids = np.zeros(n * cap, INDEX_DTYPE)
+        out_sc = np.zeros(n * cap, VALUE_DTYPE)
+        self._n_last = no_change_rows(p_ptr, p_ids, p_sc, self._last, self._n_last, self._was,
+                                      self._stay, np.asarray(lptr, np.int64),
+                                      np.asarray(lids, np.int64), self.rate, self.fade,
+                                      out_ptr, out_ids, out_sc)
+        m = int(out_ptr[-1])
+        return Predictions(out_ptr, out_ids[:m].copy(), out_sc[:m].copy())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"fade": self.fade, "rate": self.rate.copy(),
+                "last": self._last[: max(self._n_last, 0)].copy(), "n_last": self._n_last,
+                "was": self._was.copy(), "stay": self._stay.copy()}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> NoChange:
+        nc = cls(float(state["fade"]))
+        nc.rate = np.array(state["rate"], np.float64)
+        nc._was = np.array(state["was"], np.float64)
+        nc._stay = np.array(state["stay"], np.float64)
+        nc._last = np.zeros(len(nc._was), np.int64)
+        last = np.asarray(state["last"], np.int64)
+        nc._last[: len(last)] = last
+        nc._n_last = int(state["n_last"])
+        return nc
