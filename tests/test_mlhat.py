@@ -268,8 +268,8 @@ def test_nonempty_rule() -> None:
     keep = y.any(axis=1)
     full = make_batch([{f: float(v) for f, v in enumerate(r)} for r in x[keep]],
                       [list(np.flatnonzero(r)) for r in y[keep]])
-    on = MLHAT(grace_period=100, decode="threshold")
-    off = MLHAT(grace_period=100, nonempty=False, decode="threshold")
+    on = MLHAT(grace_period=100, decode="threshold", no_change=False)
+    off = MLHAT(grace_period=100, nonempty=False, decode="threshold", no_change=False)
     on.learn_many(full)
     off.learn_many(full)
     probe = full.slice(0, 300)
@@ -282,7 +282,7 @@ def test_nonempty_rule() -> None:
         assert len(pred_on.row(i)) >= 1 or scores_on[i].max() == 0.0
     assert any(len(pred_off.row(i)) == 0 for i in range(300))  # the rule had work to do
     rare = rng.random((800, 5)) < 0.05  # three label sets in four are empty
-    mostly_empty = MLHAT(grace_period=100, decode="threshold")
+    mostly_empty = MLHAT(grace_period=100, decode="threshold", no_change=False)
     mostly_empty.learn_many(make_batch([{f: float(v) for f, v in enumerate(r)} for r in x],
                                        [list(np.flatnonzero(r)) for r in rare]))
     pred = mostly_empty.predict_many(probe)
