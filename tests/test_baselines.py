@@ -68,3 +68,5 @@ def test_registry_builds_every_learner_and_rejects_unknown_parameters() -> None:
 def test_parse_params() -> None:
     assert parse_params(["a=1", "b=0.5", "c=flat", "d=True", "e=[1, 2]"]) == {
         "a": 1, "b": 0.5, "c": "flat", "d": True, "e": [1, 2]}
+    assert parse_params(["no_change=false", "x=TRUE", "y=False"]) == {
+        "no_change": False, "x": True, "y": False}

@@ -46,12 +46,18 @@ def available() -> dict[str, Entry]:
 
 
 def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
-    """``["grace_period=200", "mode=flat"]`` -> ``{"grace_period": 200, "mode": "flat"}``."""
+    """``["grace_period=200", "mode=flat"]`` -> ``{"grace_period": 200, "mode": "flat"}``.
+
+    Values are Python literals; ``true`` and ``false`` in any case are booleans too (a shell
+    user's spelling, which would otherwise be a non-empty, truthy string)."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--param {pair!r}: expected KEY=VALUE")
+        if raw.strip().lower() in ("true", "false"):
+            out[key.strip()] = raw.strip().lower() == "true"
+            continue
         try:
             value: Any = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
