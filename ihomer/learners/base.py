@@ -89,6 +89,12 @@ class Predictions:
     def row(self, i: int) -> np.ndarray:
         return self.label_ids[self.indptr[i] : self.indptr[i + 1]]
 
+    def slice(self, start: int, stop: int) -> Predictions:
+        """Rows ``start`` to ``stop`` (exclusive)."""
+        a, b = int(self.indptr[start]), int(self.indptr[stop])
+        return Predictions(self.indptr[start:stop + 1] - a, self.label_ids[a:b],
+                           None if self.scores is None else self.scores[a:b])
+
     @classmethod
     def from_rows(cls, rows: list[np.ndarray],
                   scores: list[np.ndarray] | None = None) -> Predictions:

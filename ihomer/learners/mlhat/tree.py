@@ -450,9 +450,12 @@ class MLHAT(MultiLabelLearner):
         self._state.ctr[C_NEED_ROWS] = 0
 
     # ------------------------------------------------------------------ hooks
-    def _run(self, batch: Batch, predict: bool) -> Predictions:
+    def _run(self, batch: Batch, predict: bool,
+             scores: list[np.ndarray] | None = None) -> Predictions:
+        """Predict (if ``predict``) and learn ``batch``; ``scores`` collects the probabilities
+        each row was answered from, chunk by chunk."""
         table = self._labelsets
-        if table is None:
+        if table is None and scores is None:
             return self._run_kernel(batch, predict, None)
         # Learning alone predicts too: the decoder rates its answers against the threshold's
         # on every learned instance, so learn_many after predict_many is test_then_train_many.
@@ -461,11 +464,15 @@ class MLHAT(MultiLabelLearner):
             sub = batch.slice(a, min(a + _DECODE_CHUNK, len(batch)))
             dense = np.zeros((len(sub), max(self._n_labels, 1)))
             answer = self._run_kernel(sub, True, dense)
-            # the chunk's label sets join the table after its rows were predicted; each row
-            # is decoded with the sets learned before it
-            avail = table.observe(sub.label_indptr, sub.label_ids)
-            parts.append(table.decode(dense[:, : self._n_labels], answer, avail,
-                                      (sub.label_indptr, sub.label_ids)))
+            if scores is not None:
+                scores.append(dense[:, : self._n_labels])
+            if table is not None:
+                # the chunk's label sets join the table after its rows were predicted; each
+                # row is decoded with the sets learned before it
+                avail = table.observe(sub.label_indptr, sub.label_ids)
+                answer = table.decode(dense[:, : self._n_labels], answer, avail,
+                                      (sub.label_indptr, sub.label_ids))
+            parts.append(answer)
             self._set_row_limit()
         if not parts:
             return self._run_kernel(batch, predict, None)
@@ -504,19 +511,38 @@ class MLHAT(MultiLabelLearner):
         return out
 
     def _predict_batch(self, batch: Batch) -> Predictions:
+        return self._predict_scored(batch, self._labelsets is not None)[0]
+
+    def _predict_scored(self, batch: Batch, keep: bool) -> tuple[Predictions, np.ndarray]:
+        """The decoded answers, and (with ``keep``) the probabilities they came from."""
         n = len(batch)
         out_ptr = np.zeros(n + 1, PTR_DTYPE)
         out_ids = np.zeros(n * self._n_labels, INDEX_DTYPE)
         out_sc = np.zeros(n * self._n_labels, VALUE_DTYPE)
         table = self._labelsets
-        dense = np.zeros((0 if table is None else n, max(self._n_labels, 1)))
+        dense = np.zeros((n if keep else 0, max(self._n_labels, 1)))
         K.predict_csr(self._state, self._prm, batch.indptr, batch.indices, batch.values,
                       out_ptr, out_ids, out_sc, dense)
         m = int(out_ptr[-1])
         answer = Predictions(out_ptr, out_ids[:m].copy(), out_sc[:m].copy())
-        if table is None:
-            return answer
-        return table.decode(dense[:, : self._n_labels], answer)
+        dense = dense[:, : self._n_labels]
+        if table is not None:
+            answer = table.decode(dense, answer)
+        return answer, dense
+
+    def test_then_train_scored(self, batch: Batch) -> tuple[Predictions, np.ndarray]:
+        """:meth:`test_then_train_many`, with the ``(n_rows, n_labels)`` probabilities each row
+        was answered from (a hierarchy of trees decodes over them all)."""
+        self._ensure_batch(batch)
+        keep: list[np.ndarray] = []
+        pred = self._answer(self._run(batch, True, keep), batch)
+        return pred, (np.concatenate(keep) if keep else np.zeros((0, self._n_labels)))
+
+    def predict_scored(self, batch: Batch) -> tuple[Predictions, np.ndarray]:
+        """:meth:`predict_many`, with the probabilities each row was answered from."""
+        self._ensure_batch(batch)
+        pred, dense = self._predict_scored(batch, True)
+        return self._answer(pred, None), dense
 
     # ------------------------------------------------------------------ projection
     def project(self, label_ids: Sequence[int], feature_vocab: Vocabulary | None = None) -> MLHAT:
