@@ -295,3 +295,106 @@ def test_the_threshold_answer_returns_when_it_rates_better() -> None:
     # row 0: decoder answers {0, 1} (loss 1 - 2/3), threshold {0} (loss 0); then the threshold
     assert [got.row(i).tolist() for i in range(3)] == [[0, 1], [0], [0]]
     np.testing.assert_allclose(table.rate, [0.0, 3 * (1 - 2 / 3), 0.0, 0.0])  # every row is rated
+
+
+# ----------------------------------------------------------------------------- iHOMER
+def grouped_stream(n: int, seed: int = 0) -> Batch:
+    """Eight labels in two groups of co-occurring labels (0-3 follow feature 0, 4-7 feature
+    1), each group's set one of two patterns chosen by features 2 and 3: every label set is
+    one of nine, and near the boundaries per-label answers mix patterns."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 5))
+    indptr = np.arange(0, 5 * n + 1, 5)
+    indices = np.tile(np.arange(5), n)
+    lptr, lids = [0], []
+    for r in x:
+        y = []
+        if r[0] + 0.3 * rng.normal() > 0:
+            y += [0, 1] if r[2] > 0 else [0, 2, 3]
+        if r[1] + 0.3 * rng.normal() > 0:
+            y += [4, 5] if r[3] > 0 else [5, 6, 7]
+        lids += y
+        lptr.append(len(lids))
+    return Batch(indptr, indices, x.ravel(), np.array(lptr), np.array(lids))
+
+
+def test_ihomer_decodes_over_p_cluster_times_p_label_given_cluster(monkeypatch) -> None:
+    """The probabilities the hierarchy decodes over: for a cluster the meta tree routes a row
+    to, its meta probability times the cluster tree's; for another, its meta probability
+    times the label's share of the cluster's learned instances."""
+    from ihomer.learners.hierarchy import IHOMER
+
+    data = grouped_stream(2500, seed=1)
+    model = IHOMER(n_min=50, no_change=False)
+    model.learn_many(data)
+    assert model.n_clusters >= 2 and model._meta is not None
+    n_labels = 8
+    np.testing.assert_array_equal(model._label_n[:n_labels],
+                                  np.bincount(data.label_ids, minlength=n_labels))
+    labelled = grouped_stream(300, seed=2)  # the trees are asked with no labels given
+    probe = Batch(labelled.indptr, labelled.indices, labelled.values,
+                  np.zeros(301, np.int64), np.zeros(0, np.int64))
+    captured = []
+    decode = model._labelsets.decode
+
+    def spy(scores, *args, **kwargs):
+        captured.append(scores.copy())
+        return decode(scores, *args, **kwargs)
+
+    monkeypatch.setattr(model._labelsets, "decode", spy)
+    model.predict_many(probe)
+    got = np.concatenate(captured)
+    gate = model._meta.predict_proba_many(probe)
+    routed = model._meta.predict_many(probe)
+    want = np.zeros((300, n_labels))
+    for j, key in enumerate(model._meta_keys):
+        if key is None or key not in model._members:
+            continue
+        m = model._members[key]
+        assert m.n_active >= model._label_n[m.labels].max()
+        tree = m.tree.predict_proba_many(probe)
+        for local, g in enumerate(m.labels):
+            if model._owner[g] != key:
+                continue
+            prior = min(model._label_n[g] / m.n_active, 1.0)
+            for i in range(300):
+                on = j in routed.row(i).tolist()
+                want[i, g] = gate[i, j] * (tree[i, local] if on else prior)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("decode", ["clusters", "seen", "f1"])
+def test_ihomer_decoding_is_prequential_and_survives_a_checkpoint(decode: str) -> None:
+    """Row by row (predict, then learn) and in one batch answer alike, handovers included
+    (two complete within the first 800 rows, one of them mid-batch)."""
+    from ihomer.learners.hierarchy import IHOMER
+
+    data = grouped_stream(1600, seed=3)
+    a = IHOMER(n_min=50, decode=decode, no_change=False)
+    b = IHOMER(n_min=50, decode=decode, no_change=False)
+    fast = a.test_then_train_many(data.slice(0, 800))
+    for i in range(800):
+        row = data.slice(i, i + 1)
+        assert b.predict_many(row).row(0).tolist() == fast.row(i).tolist(), i
+        b.learn_many(row)
+    assert a.n_handovers >= 1 and a.events == b.events
+    twin = IHOMER.from_state_dict(a.state_dict())
+    rest = data.slice(800, 1600)
+    pa, pt = a.test_then_train_many(rest), twin.test_then_train_many(rest)
+    assert [pa.row(i).tolist() for i in range(800)] == [pt.row(i).tolist() for i in range(800)]
+
+
+def test_ihomer_decoding_raises_exact_matches_and_answers_seen_sets() -> None:
+    from ihomer.learners.hierarchy import IHOMER
+
+    data = grouped_stream(4000, seed=4)
+    truth = [tuple(data.label_ids[data.label_indptr[i]:data.label_indptr[i + 1]].tolist())
+             for i in range(len(data))]
+    exact, unseen = {}, {}
+    for decode in ("clusters", "seen"):
+        p = IHOMER(n_min=50, decode=decode, no_change=False).test_then_train_many(data)
+        rows = [tuple(p.row(i).tolist()) for i in range(len(data))]
+        exact[decode] = np.mean([r == t for r, t in zip(rows, truth, strict=True)])
+        unseen[decode] = np.mean([r not in set(truth) for r in rows])
+    assert exact["seen"] > exact["clusters"] + 0.01
+    assert unseen["seen"] < unseen["clusters"]
