@@ -9,8 +9,8 @@ datasets are what the defaults in ``ihomer/learners/hierarchy.py`` and
 
 A configuration is ``LEARNER`` or ``LEARNER:{python dict of constructor arguments}``::
 
-    python bench/tune_ihomer.py 'ihomer' 'ihomer:{"cluster_delta": 0.9}' 'mlhat'
-    python bench/tune_ihomer.py --datasets medical,enron 'ihomer:{"tree": {"learning_rate": 2.0}}'
+    python bench/tune_ihomer.py --update 'ihomer' 'ihomer:{"cluster_delta": 0.9}' 'mlhat'
+    python bench/tune_ihomer.py --out /tmp/t.json --datasets medical,enron 'ihomer:{"n_min": 50}'
 
 Datasets are read once and reused by every configuration. Timing is not the point here
 (``bench/run.py`` measures speed); the seconds printed are the sum of the learners' runs.
@@ -68,8 +68,14 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "tuning.json"))
     ap.add_argument("--update", action="store_true",
                     help="keep the configurations already in --out that this run does not redo")
+    ap.add_argument("--replace", action="store_true",
+                    help="write --out with only this run's configurations (without --update or "
+                         "--replace an existing --out is refused, so that a grid is not lost)")
     args = ap.parse_args()
     configs = [(c, *parse_config(c)) for c in args.configs]
+    if Path(args.out).exists() and not (args.update or args.replace):
+        raise SystemExit(f"{args.out} exists: add --update to add to it, --replace to overwrite "
+                         "it, or --out elsewhere")
     sets = anchored()
     if args.datasets:
         wanted = args.datasets.split(",")
