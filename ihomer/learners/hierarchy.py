@@ -85,7 +85,8 @@ means of example F1 / micro F1 / subset accuracy (the script is ``bench/tune_iho
   trees answering at once, for the sake of the specification's "no dip": the micro F1 of the
   500 instances after a restructure, against a frozen twin of the model that skips it
   (``bench/restructure_dip.py``, 25 shared datasets), fell by up to 0.037 without handover
-  (imdb) and by at most 0.016 with it (stackex-chess; 0.012 on imdb with ``model_fading``).
+  (imdb) and by at most 0.016 with it (stackex-chess; 0.012 on imdb with ``model_fading``,
+  0.009 on bibtex with ``no_change`` and ``decode="seen"``).
   Windows of ``handover_min=200``
   instances, ``handover_max=5000``.
 * ``warm_start=True``, as the specification requires ("never from nothing"); it also starts
@@ -118,6 +119,9 @@ means of example F1 / micro F1 / subset accuracy (the script is ``bench/tune_iho
   virus-go (-0.010, 207 instances). Scoring every tree on every instance instead of the
   share measured 0.582 / 0.590 / 0.379 in 1.7 times the time. ``decode="f1"`` measured
   0.588 / 0.589 / 0.363: more example F1, less subset accuracy, as in ``mlhat``; an option.
+  The ablations with all of today's defaults: random clusters of ODAC's sizes 0.570 / 0.578 /
+  0.371, cold starts (``warm_start=False``) 0.578 / 0.587 / 0.375, flat mode 0.568 / 0.576 /
+  0.377 (in 2.5 times the time).
 * ``no_change=True`` (measured 2026-12-02, after all of the above): the last learned label
   set answers instead of the hierarchy while it rates better (MOA's no-change baseline as a
   rival answer, :class:`~ihomer.learners.decoding.NoChange`): 0.581 / 0.589 / 0.373 against
