@@ -117,7 +117,7 @@ means of example F1 / micro F1 / subset accuracy (the script is ``bench/tune_iho
   0.373 for the union of the clusters' answers (``"clusters"``). Subset accuracy gains most
   on medical (+0.019), stackex-chess (+0.017), 20ng and ohsumed (+0.013) and loses on
   virus-go (-0.010, 207 instances). Scoring every tree on every instance instead of the
-  share measured 0.582 / 0.590 / 0.379 in 1.7 times the time. ``decode="f1"`` measured
+  share measured 0.582 / 0.590 / 0.379 in 1.6 times the time. ``decode="f1"`` measured
   0.588 / 0.589 / 0.363: more example F1, less subset accuracy, as in ``mlhat``; an option.
   The ablations with all of today's defaults: random clusters of ODAC's sizes 0.570 / 0.578 /
   0.371, cold starts (``warm_start=False``) 0.578 / 0.587 / 0.375, flat mode 0.568 / 0.576 /
@@ -567,7 +567,7 @@ class IHOMER(MultiLabelLearner):
                 self._sync(m.tree, m.labels)
             lind, lids = restrict_labels(seg.label_indptr, seg.label_ids, m.local_of)
             mb = Batch(seg.indptr, seg.indices, seg.values, lind, lids)
-            dense: list[Any] | None = [] if scored else None
+            dense: list[tuple[np.ndarray, np.ndarray]] | None = [] if scored else None
             if homer:
                 j = column[key]
                 pred, rows = self._run_routed(m.tree, mb, active_pred[:, j] if predict else None,
@@ -719,13 +719,14 @@ class IHOMER(MultiLabelLearner):
         return active, truth
 
     def _run_routed(self, tree: MLHAT, mb: Batch, pred_mask: np.ndarray | None,
-                    learn_mask: np.ndarray | None, dense: list[np.ndarray] | None = None,
+                    learn_mask: np.ndarray | None,
+                    dense: list[tuple[np.ndarray, np.ndarray]] | None = None,
                     ) -> tuple[Predictions | None, np.ndarray]:
         """Feed a tree only the rows routed to it, in stream order.
 
         Row flags: predict (meta says active), learn (truly active), or both; consecutive rows
-        with the same flag go to the tree in one call (``dense`` collects the probabilities
-        of the predicted rows, in the same order).
+        with the same flag go to the tree in one call (``dense`` collects the predicted rows
+        with the probabilities they were answered from, in stream order).
         """
         n = len(mb)
         p = pred_mask if pred_mask is not None else np.zeros(n, np.bool_)
@@ -747,8 +748,8 @@ class IHOMER(MultiLabelLearner):
             if out is not None:
                 preds.append(out)
                 pred_rows.append(chunk)
-                if tmp:
-                    dense.append((chunk, tmp[0]))  # type: ignore[union-attr]
+                if dense is not None and tmp:
+                    dense.append((chunk, tmp[0]))
             start = stop
         if pred_mask is None:
             return None, rows
