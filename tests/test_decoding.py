@@ -398,3 +398,25 @@ def test_ihomer_decoding_raises_exact_matches_and_answers_seen_sets() -> None:
         unseen[decode] = np.mean([r not in set(truth) for r in rows])
     assert exact["seen"] > exact["clusters"] + 0.01
     assert unseen["seen"] < unseen["clusters"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["observe", "copy", "trim"]),
+                          st.lists(st.lists(st.integers(0, 5), max_size=4), min_size=1,
+                                   max_size=5)), min_size=1, max_size=12))
+def test_the_table_kept_for_the_kernel_matches_its_sets(steps) -> None:
+    """The CSR copy grows with every observe and is rebuilt after a merge; it always lists
+    the table's sets in order, and the byte count follows them."""
+    table = SeenLabelsets(max_labelsets=6)
+    for op, sets in steps:
+        if op == "observe":
+            table.observe(*csr([sorted(set(s)) for s in sets]))
+        elif op == "copy":
+            table.copy_label(sets[0][0] if sets[0] else 0, 5)
+        else:
+            table._trim()
+        ptr, ids = table._csr()
+        got = [tuple(ids[ptr[c]:ptr[c + 1]].tolist()) for c in range(len(ptr) - 1)]
+        assert got == table._sets
+        assert table.nbytes == 8 * (len(table._sets) + 1 + sum(len(s) for s in table._sets))
+        assert table._max_len == max((len(s) for s in table._sets), default=0)
