@@ -186,21 +186,24 @@ def test_the_expected_f1_set_is_given_once_it_rates_better() -> None:
 
 
 # ----------------------------------------------------------------------------- MLHAT
+def dense_batch(x: np.ndarray, sets: list[list[int]]) -> Batch:
+    """A batch of the dense rows of ``x`` with the label sets ``sets``."""
+    n, d = x.shape
+    return Batch(np.arange(0, d * n + 1, d), np.tile(np.arange(d), n), x.ravel(), *csr(sets))
+
+
 def stream(n: int, seed: int = 0) -> Batch:
     """Numeric rows, 4 labels: labels 0 and 1 always together, 2 and 3 never together."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 5))
-    indptr = np.arange(0, 5 * n + 1, 5)
-    indices = np.tile(np.arange(5), n)
-    lptr, lids = [0], []
+    sets = []
     for r in x:
         y = []
         if r[0] + 0.5 * rng.normal() > 0:
             y += [0, 1]
         y += [2] if r[1] > 0 else [3]
-        lids += y
-        lptr.append(len(lids))
-    return Batch(indptr, indices, x.ravel(), np.array(lptr), np.array(lids))
+        sets.append(y)
+    return dense_batch(x, sets)
 
 
 def test_every_decoded_prediction_is_a_label_set_seen_before_it() -> None:
@@ -250,13 +253,8 @@ def test_the_expected_f1_decoder_raises_example_f1() -> None:
     rng = np.random.default_rng(5)
     n = 3000
     x = rng.normal(size=(n, 3))
-    lptr, lids = [0], []
-    for r in x:
-        y = [lab for lab in range(3) if rng.random() < 1 / (1 + np.exp(-0.4 * r[lab]))]
-        lids += y
-        lptr.append(len(lids))
-    data = Batch(np.arange(0, 3 * n + 1, 3), np.tile(np.arange(3), n), x.ravel(),
-                 np.array(lptr), np.array(lids))
+    data = dense_batch(x, [[lab for lab in range(3)
+                            if rng.random() < 1 / (1 + np.exp(-0.4 * r[lab]))] for r in x])
     f1 = {}
     for decode in ("seen", "f1"):
         p = MLHAT(decode=decode, grace_period=100).test_then_train_many(data)
@@ -304,18 +302,15 @@ def grouped_stream(n: int, seed: int = 0) -> Batch:
     one of nine, and near the boundaries per-label answers mix patterns."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 5))
-    indptr = np.arange(0, 5 * n + 1, 5)
-    indices = np.tile(np.arange(5), n)
-    lptr, lids = [0], []
+    sets = []
     for r in x:
         y = []
         if r[0] + 0.3 * rng.normal() > 0:
             y += [0, 1] if r[2] > 0 else [0, 2, 3]
         if r[1] + 0.3 * rng.normal() > 0:
             y += [4, 5] if r[3] > 0 else [5, 6, 7]
-        lids += y
-        lptr.append(len(lids))
-    return Batch(indptr, indices, x.ravel(), np.array(lptr), np.array(lids))
+        sets.append(y)
+    return dense_batch(x, sets)
 
 
 def test_ihomer_decodes_over_p_cluster_times_p_label_given_cluster(monkeypatch) -> None:
