@@ -629,27 +629,30 @@ class IHOMER(MultiLabelLearner):
         column = self._meta_column() if gate is not None else {}
         label_n = self._label_n[:n_labels].astype(np.float64)
         n_active = {key: float(m.n_active) for key, m in self._members.items()}
+        # each member's owned labels (global ids, and the mask over its local ones)
+        owned = []
+        for key, m in self._members.items():
+            labels = np.asarray(m.labels, np.int64)
+            if len(labels):
+                own = self._owner[labels] == key
+                owned.append((key, labels[own], own))
         parts: list[Predictions] = []
         for a in range(0, n, _DECODE_CHUNK):
             b = min(a + _DECODE_CHUNK, n)
+            part = seg if b - a == n else seg.slice(a, b)
+            truth = (part.label_indptr, part.label_ids)
             # counts before each row of the chunk: what was learned before the segment, plus
             # the segment's rows before it
             if learn:
                 held = np.zeros((b - a, n_labels))
-                lo, hi = seg.label_indptr[a], seg.label_indptr[b]
-                row_of = np.repeat(np.arange(b - a), np.diff(seg.label_indptr[a:b + 1]))
-                np.add.at(held, (row_of, seg.label_ids[lo:hi]), 1.0)
+                row_of = np.repeat(np.arange(b - a), np.diff(part.label_indptr))
+                np.add.at(held, (row_of, part.label_ids), 1.0)
                 share_n = label_n + np.cumsum(held, axis=0) - held
                 label_n = share_n[-1] + held[-1]
             else:
                 share_n = np.broadcast_to(label_n, (b - a, n_labels))
             probs = np.zeros((b - a, n_labels))
-            for key, m in self._members.items():
-                labels = np.asarray(m.labels, np.int64)
-                if not len(labels):
-                    continue
-                own = self._owner[labels] == key
-                glab = labels[own]
+            for key, glab, own in owned:
                 if key in column:
                     j = column[key]
                     g = gate[a:b, j]  # type: ignore[index]
@@ -671,10 +674,8 @@ class IHOMER(MultiLabelLearner):
             probs[share_n == 0.0] = 0.0  # a label not learned yet (its tree is fresh)
             p0 = answer.slice(a, b)
             if learn:
-                lind = seg.label_indptr[a:b + 1] - seg.label_indptr[a]
-                lids = seg.label_ids[seg.label_indptr[a]:seg.label_indptr[b]]
-                avail = table.observe(lind, lids)
-                parts.append(table.decode(probs, p0, avail, (lind, lids)))
+                avail = table.observe(*truth)
+                parts.append(table.decode(probs, p0, avail, truth))
             else:
                 parts.append(table.decode(probs, p0))
         return Predictions.concat(parts)
