@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 
 import numpy as np
@@ -177,10 +178,10 @@ def test_the_expected_f1_set_is_given_once_it_rates_better() -> None:
     scores = np.array([[0.6, 0.45]] * 3)
     got = table.decode(scores, Predictions(*csr([[0]] * 3)), np.ones(3, np.int64),
                        csr([[0, 1]] * 3))
-    # row 0: both rates are 0, the usual answer stands; its loss (1/3) then exceeds the
-    # expected-F1 set's (0)
+    # row 0: both rates are 0, the usual answer stands; its loss (half the 0/1 loss and half
+    # the F1 loss: 1/2 + 1/6) then exceeds the expected-F1 set's (0)
     assert [got.row(i).tolist() for i in range(3)] == [[0], [0, 1], [0, 1]]
-    np.testing.assert_allclose(table.rate[2:], [0.0, 1.0])
+    np.testing.assert_allclose(table.rate[2:], [0.0, 3 * (1 / 2 + 1 / 6)])
     twin = SeenLabelsets.from_state_dict(table.state_dict())
     assert twin.expected_f1 and twin.project(np.array([1, 0])).expected_f1
 
@@ -283,16 +284,17 @@ def test_projection_and_old_states_keep_their_decoder() -> None:
 
 
 def test_the_threshold_answer_returns_when_it_rates_better() -> None:
-    """Rated on learned rows: once the threshold's answers have the lower F1 loss, they are
+    """Rated on learned rows: once the threshold's answers have the lower loss, they are
     given instead of the decoder's."""
     table = SeenLabelsets(fade=1.0)
     table.observe(*csr([[0, 1]]))
     scores = np.array([[0.9, 0.45, 0.1]] * 3)
     answers = Predictions(*csr([[0]] * 3))
     got = table.decode(scores, answers, np.ones(3, np.int64), csr([[0]] * 3))
-    # row 0: decoder answers {0, 1} (loss 1 - 2/3), threshold {0} (loss 0); then the threshold
+    # row 0: decoder answers {0, 1} (loss 1/2 + (1 - 2/3) / 2), threshold {0} (loss 0); then
+    # the threshold
     assert [got.row(i).tolist() for i in range(3)] == [[0, 1], [0], [0]]
-    np.testing.assert_allclose(table.rate, [0.0, 3 * (1 - 2 / 3), 0.0, 0.0])  # every row is rated
+    np.testing.assert_allclose(table.rate, [0.0, 3 * (1 / 2 + 1 / 6), 0.0, 0.0])  # every row
 
 
 # ----------------------------------------------------------------------------- iHOMER
@@ -415,3 +417,10 @@ def test_the_table_kept_for_the_kernel_matches_its_sets(steps) -> None:
         assert got == table._sets
         assert table.nbytes == 8 * (len(table._sets) + 1 + sum(len(s) for s in table._sets))
         assert table._max_len == max((len(s) for s in table._sets), default=0)
+
+
+def test_docstring_examples() -> None:
+    import ihomer.learners.decoding as module
+
+    result = doctest.testmod(module)
+    assert result.failed == 0 and result.attempted > 0

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -24,66 +25,125 @@ def csr(sets: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     return ptr, np.array([v for s in sets for v in s], np.int64)
 
 
-def f1_loss(answer: set[int], truth: set[int]) -> float:
-    if not answer and not truth:
-        return 0.0
-    return 1.0 - 2.0 * len(answer & truth) / (len(answer) + len(truth))
+def answer_loss(answer: set[int], truth: set[int]) -> float:
+    """Half the 0/1 loss, half the F1 loss (an empty answer's F1 is 0), by hand."""
+    zero_one = 0.0 if answer == truth else 1.0
+    f1 = 0.0 if not answer and not truth else 2.0 * len(answer & truth) / (len(answer)
+                                                                           + len(truth))
+    return 0.5 * zero_one + 0.5 * (1.0 - f1)
 
 
 class Reference:
     """NoChange written out with Python sets and dicts, from its docstring."""
 
-    def __init__(self, fade: float) -> None:
+    def __init__(self, fade: float, window: int) -> None:
         self.fade = fade
-        self.rate = [0.0, 0.0]
+        self.window = window
+        self.rate = [0.0, 0.0, 0.0]
         self.last: set[int] | None = None
         self.was: dict[int, float] = {}
         self.stay: dict[int, float] = {}
+        self.recent: list[tuple[dict[int, float], set[int]]] = []
+        self.sums: dict[int, float] = {}
+        self.squares: dict[int, float] = {}
+        self.count = 0
 
-    def step(self, answer: dict[int, float], truth: set[int] | None) -> dict[int, float]:
+    def weight(self, f: int) -> float:
+        if self.count == 0:
+            return 0.0
+        mean = self.sums.get(f, 0.0) / self.count
+        var = self.squares.get(f, 0.0) / self.count - mean * mean
+        return 1.0 / var if var > 1e-12 else 0.0
+
+    def nearest(self, x: dict[int, float]) -> tuple[set[int], float] | None:
+        best = None
+        for y, labels in reversed(self.recent):  # the most recent first: it wins ties
+            xy = sum(v * y.get(f, 0.0) * self.weight(f) for f, v in x.items())
+            xx = sum(v * v * self.weight(f) for f, v in x.items())
+            yy = sum(v * v * self.weight(f) for f, v in y.items())
+            sim = xy / math.sqrt(xx * yy) if xx * yy > 0 else 0.0
+            if best is None or sim > best[1]:
+                best = (labels, sim)
+        return best
+
+    def step(self, answer: dict[int, float], x: dict[int, float],
+             truth: set[int] | None) -> dict[int, float]:
+        near = self.nearest(x)
+        pick = 0
         if self.last is not None and self.rate[1] < self.rate[0]:
+            pick = 1
+        if near is not None and self.rate[2] < self.rate[pick]:
+            pick = 2
+        if pick == 1:
+            assert self.last is not None
             out = {lab: (self.stay[lab] / self.was[lab] if self.was.get(lab, 0.0) > 0 else 0.0)
                    for lab in self.last}
+        elif pick == 2:
+            assert near is not None
+            out = {lab: min(max(near[1], 0.0), 1.0) for lab in near[0]}
         else:
             out = dict(answer)
         if truth is not None:
             if self.last is not None:
-                self.rate[0] = self.fade * self.rate[0] + f1_loss(set(answer), truth)
-                self.rate[1] = self.fade * self.rate[1] + f1_loss(self.last, truth)
+                self.rate[0] = self.fade * self.rate[0] + answer_loss(set(answer), truth)
+                self.rate[1] = self.fade * self.rate[1] + answer_loss(self.last, truth)
+                if near is not None:
+                    self.rate[2] = self.fade * self.rate[2] + answer_loss(near[0], truth)
                 for lab in self.last:
                     self.was[lab] = self.fade * self.was.get(lab, 0.0) + 1.0
                     self.stay[lab] = self.fade * self.stay.get(lab, 0.0) + (lab in truth)
             self.last = set(truth)
+            self.recent = [*self.recent, (x, set(truth))][-self.window:] if self.window else []
+            self.count += 1
+            for f, v in x.items():
+                self.sums[f] = self.sums.get(f, 0.0) + v
+                self.squares[f] = self.squares.get(f, 0.0) + v * v
         return out
 
 
 label_sets = st.lists(st.integers(0, 5), max_size=4, unique=True)
+features = st.dictionaries(st.integers(0, 4), st.sampled_from([-1.0, 0.5, 1.0, 2.0]), max_size=3)
+
+
+def features_csr(rows: list[dict[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ptr = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum([len(r) for r in rows], out=ptr[1:])
+    keys = [sorted(r) for r in rows]
+    return (ptr, np.array([f for k in keys for f in k], np.int64),
+            np.array([r[f] for r, k in zip(rows, keys, strict=True) for f in k]))
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(label_sets, label_sets), min_size=1, max_size=40),
-       st.lists(st.booleans(), min_size=1, max_size=8), st.sampled_from([1.0, 0.9, 0.5]))
-def test_no_change_matches_a_reference_over_calls(rows, learned, fade) -> None:
+@given(st.lists(st.tuples(label_sets, label_sets, features), min_size=1, max_size=40),
+       st.lists(st.booleans(), min_size=1, max_size=8), st.sampled_from([1.0, 0.9, 0.5]),
+       st.sampled_from([0, 1, 3, 200]))
+def test_no_change_matches_a_reference_over_calls(rows, learned, fade, window) -> None:
     """Rows cut into calls that alternately learn (rated) or only predict; the answers, their
     scores and the rates agree with the reference."""
-    nc, ref = NoChange(fade), Reference(fade)
+    nc, ref = NoChange(fade, window), Reference(fade, window)
     start, call = 0, 0
     while start < len(rows):
         part = rows[start:start + 1 + call % 3]
         learn = learned[call % len(learned)]
-        answers = [sorted(a) for a, _ in part]
+        answers = [sorted(a) for a, _, _ in part]
         scores = np.array([0.1 * (1 + lab) for a in answers for lab in a])
-        got = nc.choose(Predictions(*csr(answers), scores),
-                        csr([sorted(t) for _, t in part]) if learn else None, n_labels=6)
-        for i, (a, t) in enumerate(part):
-            want = ref.step({lab: 0.1 * (1 + lab) for lab in a}, set(t) if learn else None)
+        got = nc.choose(Predictions(*csr(answers), scores), features_csr([x for _, _, x in part]),
+                        csr([sorted(t) for _, t, _ in part]) if learn else None, n_labels=6)
+        for i, (a, t, x) in enumerate(part):
+            want = ref.step({lab: 0.1 * (1 + lab) for lab in a}, x, set(t) if learn else None)
             row = got.row(i).tolist()
             assert sorted(row) == sorted(want)
             sc = got.scores[got.indptr[i]:got.indptr[i + 1]]
-            np.testing.assert_allclose([want[lab] for lab in row], sc)
+            np.testing.assert_allclose([want[lab] for lab in row], sc, atol=1e-12)
         np.testing.assert_allclose(nc.rate, ref.rate)
         start += len(part)
         call += 1
+
+
+def same_features(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` rows that all hold the same value: no row is nearer than another, so the
+    nearest row is the last one."""
+    return np.arange(n + 1), np.zeros(n, np.int64), np.ones(n)
 
 
 def test_persistence_scores_by_hand() -> None:
@@ -91,22 +151,49 @@ def test_persistence_scores_by_hand() -> None:
     shares once it rates better than a model that always answers {0}."""
     nc = NoChange(fade=1.0)
     truth = [[1, 2], [1], [1, 2], [0, 3]]
-    nc.choose(Predictions(*csr([[0]] * 4)), csr(truth), n_labels=4)
-    # rated on rows 1..3: model {0} loses 1, 1, 1 - 2/3; last sets lose 1 - 2/3, 1 - 2/3, 1
-    np.testing.assert_allclose(nc.rate, [1 + 1 + 1 / 3, 1 / 3 + 1 / 3 + 1])
-    got = nc.choose(Predictions(*csr([[0]])), None, n_labels=4)
+    nc.choose(Predictions(*csr([[0]] * 4)), same_features(4), csr(truth), n_labels=4)
+    # rated on rows 1..3, half 0/1 loss, half F1 loss: model {0} loses 1, 1, 1/2 + 1/6; the
+    # last sets (the nearest rows' sets too) 1/2 + 1/6, 1/2 + 1/6, 1
+    np.testing.assert_allclose(nc.rate, [8 / 3, 7 / 3, 7 / 3])
+    got = nc.choose(Predictions(*csr([[0]])), same_features(1), None, n_labels=4)
     assert got.row(0).tolist() == [0, 3]
     np.testing.assert_allclose(got.scores, [0.0, 0.0])  # neither was ever followed by itself
     nc2 = NoChange(fade=1.0)
-    nc2.choose(Predictions(*csr([[0]] * 4)), csr([[1, 2], [1], [1, 2], [1, 2]]), n_labels=3)
-    got = nc2.choose(Predictions(*csr([[0]])), None, n_labels=3)
+    nc2.choose(Predictions(*csr([[0]] * 4)), same_features(4),
+               csr([[1, 2], [1], [1, 2], [1, 2]]), n_labels=3)
+    got = nc2.choose(Predictions(*csr([[0]])), same_features(1), None, n_labels=3)
     assert got.row(0).tolist() == [1, 2]
     np.testing.assert_allclose(got.scores, [3 / 3, 1 / 2])  # 1 stayed 3 of 3, 2 once of 2
 
 
-def test_bad_fade_is_refused() -> None:
+def test_the_nearest_row_answers_when_runs_interleave() -> None:
+    """Two kinds of rows alternate (feature 0 or feature 1 set, with labels {0} or {1}): the
+    last set is always wrong, the nearest row's always right after the first of each."""
+    nc = NoChange(fade=1.0)
+    n = 20
+    kinds = np.arange(n) % 2
+    rows = (np.arange(n + 1), kinds.astype(np.int64), np.ones(n))
+    got = nc.choose(Predictions(*csr([[5]] * n)), rows, csr([[int(k)] for k in kinds]),
+                    n_labels=6)
+    assert [got.row(i).tolist() for i in range(3, n)] == [[int(k)] for k in kinds[3:]]
+    assert nc.rate[2] < nc.rate[1] and nc.rate[2] < nc.rate[0]
+    assert np.allclose(got.scores[-5:], 1.0)  # the same row: cosine 1
+
+
+def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="fade"):
         NoChange(fade=0.0)
+    with pytest.raises(ValueError, match="window"):
+        NoChange(window=-1)
+
+
+def test_a_checkpoint_from_before_the_nearest_row_loads() -> None:
+    old = {"fade": 0.99, "rate": [2.0, 1.5], "last": [1], "n_last": 1, "was": [0.0, 1.0],
+           "stay": [0.0, 1.0]}
+    nc = NoChange.from_state_dict(old)
+    assert nc.rate.tolist() == [2.0, 1.5, 2.0] and nc.window == 200
+    got = nc.choose(Predictions(*csr([[0]])), same_features(1), None, n_labels=2)
+    assert got.row(0).tolist() == [1]  # the last set still answers; no window yet
 
 
 # ----------------------------------------------------------------------------- learners

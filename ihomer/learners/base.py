@@ -249,20 +249,21 @@ class MultiLabelLearner:
         if self._no_change is None:
             self._learn_batch(batch)
         else:
-            self._answer(self._test_then_train_batch(batch), batch)
+            self._answer(self._test_then_train_batch(batch), batch, learned=True)
 
     def predict_many(self, batch: Batch) -> Predictions:
         """Predict every row of ``batch`` with the current model (no learning)."""
         self._ensure_batch(batch)
-        return self._answer(self._predict_batch(batch), None)
+        return self._answer(self._predict_batch(batch), batch, learned=False)
 
-    def _answer(self, pred: Predictions, batch: Batch | None) -> Predictions:
-        """The model's answer, or the last learned set where that rates better (``batch``: the
-        rows when they are learned in the same call, which rates both)."""
+    def _answer(self, pred: Predictions, batch: Batch, learned: bool) -> Predictions:
+        """The model's answer for the rows of ``batch``, or a recent instance's set where that
+        rates better (``learned``: the rows are learned in the same call, which rates them)."""
         if self._no_change is None:
             return pred
-        truth = None if batch is None else (batch.label_indptr, batch.label_ids)
-        return self._no_change.choose(pred, truth, self._n_labels)
+        truth = (batch.label_indptr, batch.label_ids) if learned else None
+        return self._no_change.choose(pred, (batch.indptr, batch.indices, batch.values), truth,
+                                      self._n_labels)
 
     def predict_proba_many(self, batch: Batch) -> np.ndarray:
         """``(n_rows, n_labels)`` probabilities of each label."""
@@ -272,7 +273,7 @@ class MultiLabelLearner:
     def test_then_train_many(self, batch: Batch) -> Predictions:
         """Predict each row with the model as it stands, then learn it: exact prequential."""
         self._ensure_batch(batch)
-        return self._answer(self._test_then_train_batch(batch), batch)
+        return self._answer(self._test_then_train_batch(batch), batch, learned=True)
 
     # ------------------------------------------------------------------ river face
     def _x(self, batch: Batch, i: int) -> dict[FeatureKey, float]:
@@ -324,7 +325,8 @@ class MultiLabelLearner:
         """``{label: bool}`` for every known label."""
         if self._n_labels == 0:
             return {}
-        p = self._answer(self._predict_batch(self._row_from_x(x, grow=False)), None)
+        row = self._row_from_x(x, grow=False)
+        p = self._answer(self._predict_batch(row), row, learned=False)
         on = set(p.row(0).tolist())
         return {name: (i in on) for i, name in enumerate(self.label_vocab.names)}
 

@@ -253,7 +253,7 @@ class IHOMER(MultiLabelLearner):
         max_size: int | None = None,
         tree: dict[str, Any] | None = None,
         max_bytes: int | None = 2**30,
-        decode: str = "seen",
+        decode: str = "f1",
         max_labelsets: int = 4096,
         no_change: bool = True,
         seed: int = 0,

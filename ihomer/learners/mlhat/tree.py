@@ -170,17 +170,18 @@ class MLHAT(MultiLabelLearner):
     decode
         ``"seen"``: answer with the label set, among those learned so far, that is most
         likely under the per-label scores, when that has been the better answer recently
-        (see :class:`~ihomer.learners.decoding.SeenLabelsets`); ``"f1"``: as ``"seen"``, and
-        then the top-scoring labels of highest expected example F1 whenever that set has
-        been the better answer recently (for a user who is scored by example F1);
-        ``"threshold"``: every label scoring at least ``threshold`` (with the ``nonempty``
-        rule).
+        (see :class:`~ihomer.learners.decoding.SeenLabelsets`); ``"f1"`` (the default): as
+        ``"seen"``, and then the top-scoring labels of highest expected example F1 whenever
+        that set has been the better answer recently; ``"threshold"``: every label scoring
+        at least ``threshold`` (with the ``nonempty`` rule). "Better" is a faded loss that
+        weighs exact matches and F1 alike (:func:`~ihomer.learners.decoding.answer_loss`).
     max_labelsets
         Label sets the ``"seen"`` and ``"f1"`` decoders remember at most (the most frequent
         are kept).
     no_change
-        Answer with the label set of the last learned instance while it rates better than the
-        tree's answer (:class:`~ihomer.learners.decoding.NoChange`).
+        Answer with the label set of the last learned instance, or with that of the most
+        similar recent one, while it rates better than the tree's answer
+        (:class:`~ihomer.learners.decoding.NoChange`).
     poisson
         Weight each instance by a Poisson(1) draw (online bagging), from ``seed``.
     seed
@@ -287,7 +288,7 @@ class MLHAT(MultiLabelLearner):
         model_fading: float = 0.99,
         threshold: float = 0.5,
         nonempty: bool = True,
-        decode: str = "seen",
+        decode: str = "f1",
         max_labelsets: int = 4096,
         no_change: bool = True,
         poisson: bool = False,
@@ -535,14 +536,14 @@ class MLHAT(MultiLabelLearner):
         was answered from (a hierarchy of trees decodes over them all)."""
         self._ensure_batch(batch)
         keep: list[np.ndarray] = []
-        pred = self._answer(self._run(batch, True, keep), batch)
+        pred = self._answer(self._run(batch, True, keep), batch, learned=True)
         return pred, (np.concatenate(keep) if keep else np.zeros((0, self._n_labels)))
 
     def predict_scored(self, batch: Batch) -> tuple[Predictions, np.ndarray]:
         """:meth:`predict_many`, with the probabilities each row was answered from."""
         self._ensure_batch(batch)
         pred, dense = self._predict_scored(batch, True)
-        return self._answer(pred, None), dense
+        return self._answer(pred, batch, learned=False), dense
 
     # ------------------------------------------------------------------ projection
     def project(self, label_ids: Sequence[int], feature_vocab: Vocabulary | None = None) -> MLHAT:
