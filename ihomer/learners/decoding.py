@@ -604,6 +604,9 @@ class NoChange:
         self._labels = (np.zeros(1, np.int64), np.zeros(0, np.int64))
         self._stats = np.zeros((2, 0))
         self._count = np.zeros(1)
+        # the kernel's per-feature buffer, all zeros between calls (64 Ki features: 512 KiB
+        # that a call per instance would otherwise allocate every time)
+        self._scratch = np.zeros(0)
 
     def _grow(self, n_labels: int, n_features: int) -> None:
         if n_labels > len(self._was):
@@ -614,6 +617,8 @@ class NoChange:
         if n_features > self._stats.shape[1]:
             self._stats = np.concatenate(
                 [self._stats, np.zeros((2, n_features - self._stats.shape[1]))], axis=1)
+        if self._stats.shape[1] > len(self._scratch):
+            self._scratch = np.zeros(self._stats.shape[1])
 
     def _nearest(self, rows: tuple[np.ndarray, np.ndarray, np.ndarray],
                  truth: tuple[np.ndarray, np.ndarray] | None,
@@ -642,8 +647,7 @@ class NoChange:
         out_sc = np.zeros(n * cap)
         has = np.zeros(n, np.bool_)
         nearest_rows(cptr, cind, cval, first, self.window, clptr, clids, truth is not None,
-                     self._stats, self._count, np.zeros(self._stats.shape[1]), out_ptr,
-                     out_ids, out_sc, has)
+                     self._stats, self._count, self._scratch, out_ptr, out_ids, out_sc, has)
         if truth is not None:  # keep the last `window` rows
             keep = max(0, len(cptr) - 1 - self.window)
             self._rows = (cptr[keep:] - cptr[keep], cind[cptr[keep]:], cval[cptr[keep]:])
@@ -707,4 +711,5 @@ class NoChange:
                           np.array(state["row_labels"][1], np.int64))
             nc._stats = np.array(state["stats"], np.float64).reshape(2, -1)
             nc._count = np.array(state["count"], np.float64)
+            nc._scratch = np.zeros(nc._stats.shape[1])
         return nc
