@@ -143,9 +143,9 @@ means of example F1 / micro F1 / subset accuracy (the script is ``bench/tune_iho
   time). On delicious, corel16k001, cal500 and genbase 0.523 / 0.526 / 0.266 against 0.399 /
   0.394 / 0.146 (genbase 0.927 example F1 by the nearest instance). The trees follow MLHAT's
   default, now ``decode="f1"``: with ``tree={"decode": "seen"}`` 0.582 / 0.593 / 0.386.
-  The clustering's parameters, checked again under these
-  defaults (``cluster_delta`` 0.03 and 0.3, ``n_min`` 50 and 200, ``max_size`` 8 and 32,
-  ``handover_min`` 100 and 400), move no mean by more than 0.0007.
+  The clustering's parameters, checked again under these defaults (``cluster_delta`` 0.03
+  and 0.3, ``n_min`` 50 and 200, ``max_size`` 8 and 32, ``handover_min`` 100 and 400), move
+  no mean by more than 0.0007.
 * ``max_bytes=1 GiB`` for all trees together: no anchored dataset comes near it (imdb peaks
   at 485 MiB of RSS, as the majority baseline does: that is the stream itself; delicious at
   364 MiB); debtags with 65,536 hashed features and 598 labels holds it, at a peak RSS of
