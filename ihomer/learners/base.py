@@ -30,7 +30,9 @@ import numpy as np
 from ihomer.stream.base import INDEX_DTYPE, PTR_DTYPE, VALUE_DTYPE, Batch, Schema
 
 if TYPE_CHECKING:
-    from ihomer.learners.decoding import NoChange
+    from collections.abc import Callable
+
+    from ihomer.learners.decoding import NoChange, Votes
 
 Label = str
 FeatureKey = Any
@@ -157,6 +159,9 @@ class MultiLabelLearner:
         self._n_labels = 0
         self._n_features = 0
         self._no_change: NoChange | None = None
+        #: while a batch is being answered: its rows' votes of their nearest recent instances,
+        #: for a decoder that mixes them into its probabilities (rows of that batch)
+        self._votes: Votes | None = None
 
     # ------------------------------------------------------------------ vocabularies
     def bind(self, schema: Schema) -> MultiLabelLearner:
@@ -249,21 +254,31 @@ class MultiLabelLearner:
         if self._no_change is None:
             self._learn_batch(batch)
         else:
-            self._answer(self._test_then_train_batch(batch), batch, learned=True)
+            self._answered(batch, True, self._test_then_train_batch)
 
     def predict_many(self, batch: Batch) -> Predictions:
         """Predict every row of ``batch`` with the current model (no learning)."""
         self._ensure_batch(batch)
-        return self._answer(self._predict_batch(batch), batch, learned=False)
+        return self._answered(batch, False, self._predict_batch)
 
-    def _answer(self, pred: Predictions, batch: Batch, learned: bool) -> Predictions:
-        """The model's answer for the rows of ``batch``, or a recent instance's set where that
-        rates better (``learned``: the rows are learned in the same call, which rates them)."""
-        if self._no_change is None:
-            return pred
+    def _answered(self, batch: Batch, learned: bool,
+                  run: Callable[[Batch], Predictions]) -> Predictions:
+        """The answer for the rows of ``batch``: the model's (``run(batch)``), or a recent
+        instance's set where that rates better (``learned``: the rows are learned in the same
+        call, which rates them). While ``run`` runs, :attr:`_votes` holds the rows' votes of
+        their nearest recent instances, found before any of them was learned."""
+        nc = self._no_change
+        if nc is None:
+            return run(batch)
         truth = (batch.label_indptr, batch.label_ids) if learned else None
-        return self._no_change.choose(pred, (batch.indptr, batch.indices, batch.values), truth,
-                                      self._n_labels)
+        rows = (batch.indptr, batch.indices, batch.values)
+        near = nc.neighbours(rows, truth)
+        self._votes = near.votes if nc.vote_weight > 0.0 else None
+        try:
+            pred = run(batch)
+        finally:
+            self._votes = None
+        return nc.choose(pred, rows, truth, self._n_labels, near)
 
     def predict_proba_many(self, batch: Batch) -> np.ndarray:
         """``(n_rows, n_labels)`` probabilities of each label."""
@@ -273,7 +288,7 @@ class MultiLabelLearner:
     def test_then_train_many(self, batch: Batch) -> Predictions:
         """Predict each row with the model as it stands, then learn it: exact prequential."""
         self._ensure_batch(batch)
-        return self._answer(self._test_then_train_batch(batch), batch, learned=True)
+        return self._answered(batch, True, self._test_then_train_batch)
 
     # ------------------------------------------------------------------ river face
     def _x(self, batch: Batch, i: int) -> dict[FeatureKey, float]:
@@ -326,7 +341,7 @@ class MultiLabelLearner:
         if self._n_labels == 0:
             return {}
         row = self._row_from_x(x, grow=False)
-        p = self._answer(self._predict_batch(row), row, learned=False)
+        p = self._answered(row, False, self._predict_batch)
         on = set(p.row(0).tolist())
         return {name: (i in on) for i, name in enumerate(self.label_vocab.names)}
 

@@ -174,7 +174,7 @@ import numpy as np
 from ihomer.learners._split_kernels import dense_rows, owned_predictions, restrict_labels
 from ihomer.learners.base import MultiLabelLearner, Predictions
 from ihomer.learners.clustering import Change, LabelClustering
-from ihomer.learners.decoding import NoChange, SeenLabelsets
+from ihomer.learners.decoding import NoChange, SeenLabelsets, Votes
 from ihomer.learners.mlhat import MLHAT
 from ihomer.stream.base import INDEX_DTYPE, PTR_DTYPE, VALUE_DTYPE, Batch
 
@@ -250,6 +250,10 @@ class IHOMER(MultiLabelLearner):
         Answer with the label set of the last learned instance, or with that of the most
         similar recent one, while it rates better than the hierarchy's answer
         (:class:`~ihomer.learners.decoding.NoChange`; the trees themselves never do).
+    vote_weight
+        With ``no_change`` and a ``decode`` over all labels: the share of the probabilities
+        that decoder chooses from that is the vote of the five most similar of the last 200
+        learned instances (:class:`~ihomer.learners.decoding.Votes`); 0 for none.
     seed
         Seed of the trees (Poisson weighting) and of the random partition.
     """
@@ -274,6 +278,7 @@ class IHOMER(MultiLabelLearner):
         decode: str = "seen",
         max_labelsets: int = 4096,
         no_change: bool = True,
+        vote_weight: float = 0.3,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -302,7 +307,8 @@ class IHOMER(MultiLabelLearner):
                            SeenLabelsets(max_labelsets, expected_f1=decode == "f1"))
         self._label_n = np.zeros(0, np.int64)  # learned instances with each label
         self.no_change = no_change
-        self._no_change = NoChange() if no_change else None
+        self.vote_weight = vote_weight
+        self._no_change = NoChange(vote_weight=vote_weight) if no_change else None
         self.seed = seed
         self.clustering = LabelClustering(delta=cluster_delta, tau=cluster_tau, n_min=n_min,
                                           min_size=min_size, max_size=max_size)
@@ -497,8 +503,9 @@ class IHOMER(MultiLabelLearner):
     # ------------------------------------------------------------------ the loop
     def _process(self, batch: Batch, predict: bool, learn: bool) -> Predictions | None:
         n = len(batch)
+        votes = self._votes
         if not learn:
-            return self._segment(batch, predict=True, learn=False)
+            return self._segment(batch, predict=True, learn=False, votes=votes)
         changes = self.clustering.update_many(batch.label_indptr, batch.label_ids)
         # Where to cut: a new label is placed before its instance, a checkpoint after it.
         cuts: dict[int, list[Change]] = {}
@@ -512,8 +519,9 @@ class IHOMER(MultiLabelLearner):
                 # a handover is decided at the end of a segment, where a window ends
                 stop = min(pos, start + self._rows_to_handover())
                 whole = start == 0 and stop == n
-                parts.append(self._segment(batch if whole else batch.slice(start, stop),
-                                           predict, learn))
+                parts.append(self._segment(
+                    batch if whole else batch.slice(start, stop), predict, learn,
+                    None if votes is None else votes if whole else votes.slice(start, stop)))
                 start = stop
             if pos in cuts:
                 self._apply(cuts[pos])
@@ -558,8 +566,10 @@ class IHOMER(MultiLabelLearner):
         for t, h in zip(trees, held, strict=True):
             t.share_memory(h + free * h // max(total, 1))
 
-    def _segment(self, seg: Batch, predict: bool, learn: bool) -> Predictions:
-        """Run every tree over a segment with a fixed partition; return the union."""
+    def _segment(self, seg: Batch, predict: bool, learn: bool,
+                 votes: Votes | None = None) -> Predictions:
+        """Run every tree over a segment with a fixed partition; return the union (decoded
+        over all labels, from probabilities mixed with ``votes``, the segment's rows')."""
         n = len(seg)
         if learn:
             self._share_memory()
@@ -620,7 +630,7 @@ class IHOMER(MultiLabelLearner):
         answer = result
         if scored:  # with the owners the rows were answered by (a handover may change them)
             answer = self._decode(seg, result, learn, gate, active_true if homer and learn
-                                  else None, member_dense)
+                                  else None, member_dense, votes)
         if self.handover and learn:
             self._account(seg, result, member_preds)
         if learn:
@@ -634,7 +644,8 @@ class IHOMER(MultiLabelLearner):
 
     def _decode(self, seg: Batch, answer: Predictions, learn: bool, gate: np.ndarray | None,
                 active: np.ndarray | None,
-                member_dense: dict[int, tuple[np.ndarray, np.ndarray]]) -> Predictions:
+                member_dense: dict[int, tuple[np.ndarray, np.ndarray]],
+                votes: Votes | None = None) -> Predictions:
         """The ``decode`` step over all labels: each row's answer, or the seen label set (or
         expected-F1 set) that is most likely under P(cluster) P(label | cluster), as rated.
 
@@ -690,6 +701,8 @@ class IHOMER(MultiLabelLearner):
                 r = rows[lo:hi] - a
                 probs[r[:, None], glab[None, :]] = g[r, None] * dense[lo:hi][:, own]
             probs[share_n == 0.0] = 0.0  # a label not learned yet (its tree is fresh)
+            if votes is not None:
+                votes.slice(a, b).mix(probs)
             p0 = answer.slice(a, b)
             if learn:
                 avail = table.observe(*truth)
@@ -906,9 +919,10 @@ class IHOMER(MultiLabelLearner):
     def from_state_dict(cls, state: dict[str, Any]) -> IHOMER:
         """The hierarchy :meth:`state_dict` described; it predicts and learns exactly as the
         original would have."""
-        # a state saved before the no-change answer or the decoder over all labels existed
-        # continues without them
-        model = cls(**{"no_change": False, "decode": "clusters", **state["params"]})
+        # a state saved before the no-change answer, the decoder over all labels or the
+        # neighbours' vote existed continues without them
+        model = cls(**{"no_change": False, "decode": "clusters", "vote_weight": 0.0,
+                       **state["params"]})
         model._load_vocabularies(state)
         model.clustering = LabelClustering.from_state_dict(state["clustering"])
         model._partition = {int(cid): tuple(int(g) for g in labs)

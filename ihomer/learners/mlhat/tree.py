@@ -70,14 +70,15 @@ _INITIAL_NODES = 16
 _INITIAL_ROWS = 1024
 _LOSSES = {"hamming": 0, "f1": 1}
 # Parameters added after the first checkpoints, with the value that reproduces the old trees.
-_LEGACY_PARAMS = {"model_fading": 1.0, "decode": "threshold", "no_change": False}
+_LEGACY_PARAMS = {"model_fading": 1.0, "decode": "threshold", "no_change": False,
+                  "vote_weight": 0.0}
 _DECODES = ("threshold", "seen", "f1")
 # Rows decoded per kernel call: the dense score block is rows x labels.
 _DECODE_CHUNK = 1024
 _PARAMS = ("grace_period", "delta", "tau", "n_thresholds", "learning_rate",
            "learning_rate_fast", "nb_alpha", "adwin_delta", "switch_significance", "drift_window",
            "max_depth", "max_nodes", "max_bytes", "loss", "model_fading", "threshold", "nonempty",
-           "decode", "max_labelsets", "no_change", "poisson", "seed")
+           "decode", "max_labelsets", "no_change", "vote_weight", "poisson", "seed")
 
 
 class MLHAT(MultiLabelLearner):
@@ -182,6 +183,10 @@ class MLHAT(MultiLabelLearner):
         Answer with the label set of the last learned instance, or with that of the most
         similar recent one, while it rates better than the tree's answer
         (:class:`~ihomer.learners.decoding.NoChange`).
+    vote_weight
+        With ``no_change`` and a ``decode`` other than ``"threshold"``: the share of the
+        probabilities the decoder chooses from that is the vote of the five most similar of the
+        last 200 learned instances (:class:`~ihomer.learners.decoding.Votes`); 0 for none.
     poisson
         Weight each instance by a Poisson(1) draw (online bagging), from ``seed``.
     seed
@@ -304,6 +309,7 @@ class MLHAT(MultiLabelLearner):
         decode: str = "f1",
         max_labelsets: int = 4096,
         no_change: bool = True,
+        vote_weight: float = 0.3,
         poisson: bool = False,
         seed: int = 0,
     ) -> None:
@@ -336,7 +342,8 @@ class MLHAT(MultiLabelLearner):
         self._labelsets = (None if decode == "threshold" else
                            SeenLabelsets(max_labelsets, model_fading, decode == "f1"))
         self.no_change = no_change
-        self._no_change = NoChange() if no_change else None
+        self.vote_weight = vote_weight
+        self._no_change = NoChange(vote_weight=vote_weight) if no_change else None
         self.poisson = poisson
         self.seed = seed
         prm = np.zeros(N_PARAMS)
@@ -473,19 +480,22 @@ class MLHAT(MultiLabelLearner):
             return self._run_kernel(batch, predict, None)
         # Learning alone predicts too: the decoder rates its answers against the threshold's
         # on every learned instance, so learn_many after predict_many is test_then_train_many.
+        votes = self._votes if table is not None else None
         parts = []
         for a in range(0, len(batch), _DECODE_CHUNK):
             sub = batch.slice(a, min(a + _DECODE_CHUNK, len(batch)))
             dense = np.zeros((len(sub), max(self._n_labels, 1)))
             answer = self._run_kernel(sub, True, dense)
+            probs = dense[:, : self._n_labels]
+            if votes is not None:  # the decoder chooses from the model's and the neighbours'
+                votes.slice(a, a + len(sub)).mix(probs)
             if scores is not None:
-                scores.append(dense[:, : self._n_labels])
+                scores.append(probs)
             if table is not None:
                 # the chunk's label sets join the table after its rows were predicted; each
                 # row is decoded with the sets learned before it
                 avail = table.observe(sub.label_indptr, sub.label_ids)
-                answer = table.decode(dense[:, : self._n_labels], answer, avail,
-                                      (sub.label_indptr, sub.label_ids))
+                answer = table.decode(probs, answer, avail, (sub.label_indptr, sub.label_ids))
             parts.append(answer)
             self._set_row_limit()
         if not parts:
@@ -525,38 +535,44 @@ class MLHAT(MultiLabelLearner):
         return out
 
     def _predict_batch(self, batch: Batch) -> Predictions:
-        return self._predict_scored(batch, self._labelsets is not None)[0]
+        return self._predict_scored(batch, None)
 
-    def _predict_scored(self, batch: Batch, keep: bool) -> tuple[Predictions, np.ndarray]:
-        """The decoded answers, and (with ``keep``) the probabilities they came from."""
+    def _predict_scored(self, batch: Batch, scores: list[np.ndarray] | None) -> Predictions:
+        """The decoded answers; ``scores`` collects the probabilities they came from."""
         n = len(batch)
         out_ptr = np.zeros(n + 1, PTR_DTYPE)
         out_ids = np.zeros(n * self._n_labels, INDEX_DTYPE)
         out_sc = np.zeros(n * self._n_labels, VALUE_DTYPE)
         table = self._labelsets
+        keep = table is not None or scores is not None
         dense = np.zeros((n if keep else 0, max(self._n_labels, 1)))
         K.predict_csr(self._state, self._prm, batch.indptr, batch.indices, batch.values,
                       out_ptr, out_ids, out_sc, dense)
         m = int(out_ptr[-1])
         answer = Predictions(out_ptr, out_ids[:m].copy(), out_sc[:m].copy())
-        dense = dense[:, : self._n_labels]
+        probs = dense[:, : self._n_labels]
         if table is not None:
-            answer = table.decode(dense, answer)
-        return answer, dense
+            if self._votes is not None:
+                self._votes.mix(probs)
+            answer = table.decode(probs, answer)
+        if scores is not None:
+            scores.append(probs)
+        return answer
 
     def test_then_train_scored(self, batch: Batch) -> tuple[Predictions, np.ndarray]:
         """:meth:`test_then_train_many`, with the ``(n_rows, n_labels)`` probabilities each row
         was answered from (a hierarchy of trees decodes over them all)."""
         self._ensure_batch(batch)
         keep: list[np.ndarray] = []
-        pred = self._answer(self._run(batch, True, keep), batch, learned=True)
+        pred = self._answered(batch, True, lambda b: self._run(b, True, keep))
         return pred, (np.concatenate(keep) if keep else np.zeros((0, self._n_labels)))
 
     def predict_scored(self, batch: Batch) -> tuple[Predictions, np.ndarray]:
         """:meth:`predict_many`, with the probabilities each row was answered from."""
         self._ensure_batch(batch)
-        pred, dense = self._predict_scored(batch, True)
-        return self._answer(pred, batch, learned=False), dense
+        keep: list[np.ndarray] = []
+        pred = self._answered(batch, False, lambda b: self._predict_scored(b, keep))
+        return pred, keep[0]
 
     # ------------------------------------------------------------------ projection
     def project(self, label_ids: Sequence[int], feature_vocab: Vocabulary | None = None) -> MLHAT:
@@ -596,6 +612,8 @@ class MLHAT(MultiLabelLearner):
         new._state = TreeState(**upd)
         if self._labelsets is not None:
             new._labelsets = self._labelsets.project(sel)
+        if self._no_change is not None:
+            new._no_change = self._no_change.project(sel)
         new._state.ctr[C_L] = len(sel)
         new._n_labels = len(sel)
         new._n_features = self._n_features
@@ -624,6 +642,8 @@ class MLHAT(MultiLabelLearner):
         self._state = s._replace(lf_lsbits=bits, lf_lscnt=cnt, lf_i=lf_i, lf_f=lf_f)
         if self._labelsets is not None:
             self._labelsets = self._labelsets.project(sel)
+        if self._no_change is not None:
+            self._no_change = self._no_change.project(sel)
         self._state.ctr[C_L] = k
         self._n_labels = k
         names = self.label_vocab.names
@@ -650,6 +670,8 @@ class MLHAT(MultiLabelLearner):
         bits[:, :, dst >> 6] |= on << np.uint64(dst & 63)
         if self._labelsets is not None:
             self._labelsets.copy_label(src, dst)
+        if self._no_change is not None:
+            self._no_change = self._no_change.copy_label(src, dst)
 
     def _check_labels(self, label_ids: Sequence[int]) -> np.ndarray:
         sel = np.asarray(label_ids, dtype=np.int64)
