@@ -16,8 +16,10 @@ from ihomer.learners.mlhat import MLHAT
 from ihomer.learners.mlhat import kernels as K
 from ihomer.learners.mlhat.state import (
     C_RLIMIT,
+    C_ROOT,
     C_RUSED,
     LF_SW,
+    LV_ERR,
     LV_SLAB,
     N_MODELS,
     ND_LEAF,
@@ -33,7 +35,7 @@ from ihomer.learners.mlhat.state import (
     empty_state,
     row_bytes,
 )
-from ihomer.stream.base import Batch
+from ihomer.stream.base import Batch, Schema
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -595,3 +597,68 @@ def test_second_process_starts_fast() -> None:
                          check=True)
     assert float(out.stdout) < 3.0, out.stdout
     assert time.perf_counter() - t < 6.0
+
+
+def _models_before(m: MLHAT, row: Batch) -> np.ndarray:
+    """Every model's probabilities for ``row`` at its leaf, as the tree stands."""
+    s = m._state
+    L = m.n_labels
+    node = K.route(s, s.ctr[C_ROOT], row.indices, row.values, 0, len(row.indices))
+    sc3 = np.zeros((4, max(L, 1)))
+    K.leaf_scores_all(s, m._prm, s.nd_i[node, ND_LEAF], row.indices, row.values, 0,
+                      len(row.indices), L, sc3)
+    return sc3[:, :L]
+
+
+@pytest.mark.parametrize("mixing", [0.0, 1.0, 5.0])
+def test_leaf_mixing_weights_each_label_by_the_models_faded_squared_errors(mixing) -> None:
+    """One leaf (no split): the per-label errors and the mixed probabilities, recomputed by
+    hand from the four models' probabilities before each instance."""
+    data = dense_stream(400, n_labels=3, seed=12)
+    m = MLHAT(grace_period=10**9, leaf_mixing=mixing, model_fading=0.95, no_change=False,
+              decode="threshold")
+    m.bind(Schema(tuple(f"f{i}" for i in range(6)), ("a", "b", "c")))
+    err = np.zeros((4, 3))
+    for i in range(len(data)):
+        row = data.slice(i, i + 1)
+        models = _models_before(m, row)
+        w = np.exp(-mixing * (err - err.min(axis=0)))
+        want = (w * models).sum(axis=0) / w.sum(axis=0)
+        np.testing.assert_allclose(m.predict_proba_many(row)[0], want, rtol=1e-12)
+        m.learn_many(row)
+        y = np.isin(np.arange(3), row.label_ids)
+        err = 0.95 * err + (models - y) ** 2
+    s = m._state
+    lf = s.nd_i[s.ctr[C_ROOT], ND_LEAF]
+    np.testing.assert_allclose(s.lf_lv[lf, LV_ERR:LV_ERR + 4, :3], err, rtol=1e-10)
+
+
+def test_without_leaf_mixing_the_best_model_answers_for_every_label() -> None:
+    data = dense_stream(600, n_labels=3, seed=13)
+    m = MLHAT(grace_period=10**9, leaf_mixing=None, no_change=False, decode="threshold")
+    m.learn_many(data.slice(0, 500))
+    s = m._state
+    lf = s.nd_i[s.ctr[C_ROOT], ND_LEAF]
+    best = K.leaf_choice(s, lf)
+    for i in range(500, 520):
+        row = data.slice(i, i + 1)
+        np.testing.assert_array_equal(m.predict_proba_many(row)[0],
+                                      _models_before(m, row)[best])
+
+
+def test_a_checkpoint_from_before_leaf_mixing_answers_as_it_did() -> None:
+    data = dense_stream(1500, n_labels=3, seed=14)
+    m = MLHAT(grace_period=100, leaf_mixing=None)
+    m.learn_many(data.slice(0, 1000))
+    state = m.state_dict()
+    del state["params"]["leaf_mixing"]
+    state["tree"]["lf_lv"] = state["tree"]["lf_lv"][:, :4]  # no per-label errors then
+    state["prm"] = state["prm"][:17]
+    old = MLHAT.from_state_dict(state)
+    assert old.leaf_mixing is None and old._state.lf_lv.shape[1] == 8
+    rest = data.slice(1000, 1500)
+    np.testing.assert_array_equal(old.predict_proba_many(rest), m.predict_proba_many(rest))
+    assert (old.test_then_train_many(rest).label_ids.tolist()
+            == m.test_then_train_many(rest).label_ids.tolist())
+    with pytest.raises(ValueError, match="leaf_mixing"):
+        MLHAT(leaf_mixing=-1.0)

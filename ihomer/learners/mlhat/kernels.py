@@ -58,6 +58,7 @@ from ihomer.learners.mlhat.state import (
     LI_NROWS,
     LV_BIAS,
     LV_BIAS2,
+    LV_ERR,
     LV_LAB,
     LV_SLAB,
     M_LR,
@@ -87,6 +88,7 @@ from ihomer.learners.mlhat.state import (
     P_LR2,
     P_MAXDEPTH,
     P_MEM_PERIOD,
+    P_MIX,
     P_NONEMPTY,
     P_NTHR,
     P_POISSON,
@@ -283,6 +285,7 @@ def new_leaf_node(s, prm, depth, isalt) -> int:
     s.lf_lv[lf, LV_SLAB, :] = 0.0
     s.lf_lv[lf, LV_BIAS, :] = 0.0
     s.lf_lv[lf, LV_BIAS2, :] = 0.0
+    s.lf_lv[lf, LV_ERR:LV_ERR + N_MODELS, :] = 0.0
     s.lf_err[lf, :] = 0.0
     s.lf_lscnt[lf, :] = 0.0
     s.lf_i[lf, LI_LSN] = 0
@@ -507,8 +510,44 @@ def leaf_scores_all(s, prm, lf, indices, values, a, b, L, out3) -> None:
 
 
 @njit
-def leaf_scores(s, prm, lf, indices, values, a, b, L, out) -> None:
-    """Label probabilities of the leaf's currently best model only."""
+def leaf_answer(s, prm, lf, sc3, L, out) -> None:
+    """The leaf's label probabilities into ``out[:L]``, from its models' (``sc3[:N_MODELS]``,
+    as :func:`leaf_scores_all` gives them).
+
+    With ``P_MIX`` at 0 or more, each label's is the mixture of the models' probabilities
+    weighted by ``exp(-P_MIX * (e_m - min e))``, ``e_m`` the model's faded squared error on
+    that label (the exponentially weighted average forecaster; Cesa-Bianchi and Lugosi,
+    "Prediction, learning, and games", 2006, ch. 2): per label, the models that have
+    predicted it best lead, and where they are level their probabilities are averaged. Below 0
+    every label's is the leaf's best model's (:func:`leaf_choice`).
+    """
+    eta = prm[P_MIX]
+    if eta < 0.0 or s.lf_i[lf, LI_ACTIVE] != 1:
+        m = leaf_choice(s, lf)
+        for lab in range(L):
+            out[lab] = sc3[m, lab]
+        return
+    for lab in range(L):
+        lo = s.lf_lv[lf, LV_ERR, lab]
+        for m in range(1, N_MODELS):
+            lo = min(lo, s.lf_lv[lf, LV_ERR + m, lab])
+        tot = 0.0
+        acc = 0.0
+        for m in range(N_MODELS):
+            w = np.exp(-eta * (s.lf_lv[lf, LV_ERR + m, lab] - lo))
+            tot += w
+            acc += w * sc3[m, lab]
+        out[lab] = acc / tot
+
+
+@njit
+def leaf_scores(s, prm, lf, indices, values, a, b, L, sc3, out) -> None:
+    """Label probabilities of the leaf (:func:`leaf_answer`); ``sc3`` is scratch room for
+    every model's, computed only when they are mixed."""
+    if prm[P_MIX] >= 0.0 and s.lf_i[lf, LI_ACTIVE] == 1:
+        leaf_scores_all(s, prm, lf, indices, values, a, b, L, sc3)
+        leaf_answer(s, prm, lf, sc3, L, out)
+        return
     m = leaf_choice(s, lf)
     if m == M_MAJ:
         _majority_scores(s, lf, L, out)
@@ -623,6 +662,9 @@ def leaf_learn(s, prm, lf, indices, values, a, b, label_ids, c, d, y, bits, k, s
     for m in range(N_MODELS):
         s.lf_err[lf, m] = fade * s.lf_err[lf, m] + k * instance_loss(sc3[m], y, L, kind,
                                                                     prm[P_THRESH])
+        for lab in range(L):
+            e = sc3[m, lab] - y[lab]
+            s.lf_lv[lf, LV_ERR + m, lab] = fade * s.lf_lv[lf, LV_ERR + m, lab] + k * e * e
     s.lf_f[lf, LF_W] += k
     for j in range(c, d):
         s.lf_lv[lf, LV_LAB, label_ids[j]] += k
@@ -850,6 +892,7 @@ def split_leaf(s, prm, node, f, t, copy_weights) -> None:
         clf = s.nd_i[ch, ND_LEAF]
         s.lf_lv[clf, LV_BIAS, :] = s.lf_lv[lf, LV_BIAS, :]
         s.lf_lv[clf, LV_BIAS2, :] = s.lf_lv[lf, LV_BIAS2, :]
+        s.lf_lv[clf, LV_ERR:LV_ERR + N_MODELS, :] = s.lf_lv[lf, LV_ERR:LV_ERR + N_MODELS, :]
         for m in range(N_MODELS):
             s.lf_err[clf, m] = s.lf_err[lf, m] / w if w > 0.0 else 0.0
         s.lf_i[clf, LI_LSN] = s.lf_i[lf, LI_LSN]
@@ -1135,9 +1178,10 @@ def learn_subtree(s, prm, start, indices, values, a, b, label_ids, c, d, y, bits
     prediction, whose loss feeds the monitors of its nodes.
     """
     leaf_node = route(s, start, indices, values, a, b)
-    leaf_scores_all(s, prm, s.nd_i[leaf_node, ND_LEAF], indices, values, a, b, L, sc3)
-    loss = instance_loss(sc3[leaf_choice(s, s.nd_i[leaf_node, ND_LEAF])], y, L, int(prm[P_LOSS]),
-                         prm[P_THRESH])
+    lf = s.nd_i[leaf_node, ND_LEAF]
+    leaf_scores_all(s, prm, lf, indices, values, a, b, L, sc3)
+    leaf_answer(s, prm, lf, sc3, L, sc3[N_MODELS])
+    loss = instance_loss(sc3[N_MODELS], y, L, int(prm[P_LOSS]), prm[P_THRESH])
     n = start
     while True:
         node_monitor(s, prm, n, loss, False)
@@ -1249,8 +1293,9 @@ def test_then_train(s, prm, indptr, indices, values, label_ptr, label_ids, start
     n_rows = len(indptr) - 1
     L = s.ctr[C_L]
     lc = max(L, 1)
-    sc3 = np.zeros((N_MODELS, lc))
-    sc3_alt = np.zeros((N_MODELS, lc))
+    # every model's probabilities, then (last row) the leaf's answer
+    sc3 = np.zeros((N_MODELS + 1, lc))
+    sc3_alt = np.zeros((N_MODELS + 1, lc))
     y = np.zeros(lc, np.uint8)
     grad = np.zeros((2, lc))
     mom = np.zeros((4, lc))
@@ -1268,11 +1313,12 @@ def test_then_train(s, prm, indptr, indices, values, label_ptr, label_ids, start
         leaf_node = route(s, s.ctr[C_ROOT], indices, values, a, b)
         lf = s.nd_i[leaf_node, ND_LEAF]
         leaf_scores_all(s, prm, lf, indices, values, a, b, L, sc3)
-        m = leaf_choice(s, lf)
+        ans = sc3[N_MODELS]
+        leaf_answer(s, prm, lf, sc3, L, ans)
         if predict:
-            out_ptr[i + 1] = emit_labelset(s, prm, sc3[m], L, out_ids, out_sc, out_ptr[i])
+            out_ptr[i + 1] = emit_labelset(s, prm, ans, L, out_ids, out_sc, out_ptr[i])
             if out_dense.shape[0] > 0:
-                out_dense[i, :L] = sc3[m, :L]
+                out_dense[i, :L] = ans[:L]
         for lab in range(L):
             y[lab] = 0
         for w in range(len(bits)):
@@ -1281,7 +1327,7 @@ def test_then_train(s, prm, indptr, indices, values, label_ptr, label_ids, start
             lab = label_ids[j]
             y[lab] = 1
             bits[lab >> 6] |= np.uint64(1) << np.uint64(lab & 63)
-        loss = instance_loss(sc3[m], y, L, int(prm[P_LOSS]), prm[P_THRESH])
+        loss = instance_loss(ans, y, L, int(prm[P_LOSS]), prm[P_THRESH])
         k = poisson1(s.rng) if use_poisson else 1
         s.ctr[C_SEEN] += 1
         if c == d:
@@ -1300,13 +1346,14 @@ def test_then_train(s, prm, indptr, indices, values, label_ptr, label_ids, start
 
 @njit
 def predict_scores(s, prm, indptr, indices, values, out) -> None:
-    """``out[i, :L]``: label probabilities of row i from its leaf's best model."""
+    """``out[i, :L]``: label probabilities of row i from its leaf (:func:`leaf_answer`)."""
     L = s.ctr[C_L]
+    sc3 = np.zeros((N_MODELS, max(L, 1)))
     for i in range(len(indptr) - 1):
         a = indptr[i]
         b = indptr[i + 1]
         leaf_node = route(s, s.ctr[C_ROOT], indices, values, a, b)
-        leaf_scores(s, prm, s.nd_i[leaf_node, ND_LEAF], indices, values, a, b, L, out[i])
+        leaf_scores(s, prm, s.nd_i[leaf_node, ND_LEAF], indices, values, a, b, L, sc3, out[i])
 
 
 @njit
@@ -1315,13 +1362,14 @@ def predict_csr(s, prm, indptr, indices, values, out_ptr, out_ids, out_sc, out_d
     label's score of row i goes to ``out_dense[i]`` too (one routing serves both)."""
     L = s.ctr[C_L]
     sc = np.zeros(max(L, 1))
+    sc3 = np.zeros((N_MODELS, max(L, 1)))
     pos = 0
     out_ptr[0] = 0
     for i in range(len(indptr) - 1):
         a = indptr[i]
         b = indptr[i + 1]
         leaf_node = route(s, s.ctr[C_ROOT], indices, values, a, b)
-        leaf_scores(s, prm, s.nd_i[leaf_node, ND_LEAF], indices, values, a, b, L, sc)
+        leaf_scores(s, prm, s.nd_i[leaf_node, ND_LEAF], indices, values, a, b, L, sc3, sc)
         if out_dense.shape[0] > 0:
             out_dense[i, :L] = sc[:L]
         pos = emit_labelset(s, prm, sc, L, out_ids, out_sc, pos)

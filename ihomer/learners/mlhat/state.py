@@ -12,7 +12,8 @@ touching Python objects:
   (``NF_ERR``, ``NF_ERR2``, ``NF_ERRN``), the inputs of the drift and alternate-swap tests.
 * **leaves** (``lf_*``): per-leaf label counts, the leaf models' accumulated losses
   (``lf_err``: majority labelset, naive Bayes, logistic regression at two step sizes), the
-  logistic biases (``lf_lv``, one ``[kind, label]`` plane per leaf), a small table of the most
+  logistic biases and each model's faded squared error per label (``lf_lv``, one
+  ``[kind, label]`` plane per leaf), a small table of the most
   frequent labelsets (bitsets, space-saving counts) and the head of the leaf's linked list of
   statistics rows.
 * **rows** (``rw_*``): one row per (leaf, feature) pair *that occurred at the leaf*, holding the
@@ -89,7 +90,8 @@ P_LR2 = 13
 P_NONEMPTY = 14  # predict the top label rather than an empty set (see kernels.emit_labelset)
 P_THRESH = 15  # per-label decision threshold
 P_FADE = 16  # fading factor of the leaf models' prequential losses
-N_PARAMS = 17
+P_MIX = 17  # rate of the per-label mixture of the leaf models (< 0: each leaf's best model)
+N_PARAMS = 18
 
 # leaf models
 M_MAJ = 0
@@ -107,6 +109,8 @@ NF_THR, NF_ERR, NF_ERR2, NF_ERRN = range(4)  # nd_f (float64)
 LI_NODE, LI_ACTIVE, LI_HEAD, LI_NROWS, LI_LSN = range(5)  # lf_i (int32)
 LF_W, LF_SW, LF_WLAST, LF_LSDIST = range(4)  # lf_f (float64)
 LV_LAB, LV_SLAB, LV_BIAS, LV_BIAS2 = range(4)  # lf_lv[leaf, kind, label]
+LV_ERR = 4  # lf_lv[leaf, LV_ERR + model, label]: the model's faded squared error on the label
+N_LV = LV_ERR + N_MODELS
 RI_FEAT, RI_LEAF, RI_NEXT = range(3)  # rw_i (int32)
 RF_CNT, RF_SUM, RF_SQ, RF_MIN, RF_MAX = range(5)  # rw_f (float64)
 RV_LSUM, RV_LSQ, RV_W, RV_W2 = range(4)  # rw_lv[row, kind, label]
@@ -172,7 +176,7 @@ def empty_state(node_cap: int, row_cap: int, label_cap: int, feature_cap: int,
         nd_i=np.zeros((0, 7), np.int32), nd_f=np.zeros((0, 4)),
         nd_adwin=np.zeros((0, ADWIN_STATE_LEN)),
         lf_i=np.zeros((0, 5), np.int32), lf_f=np.zeros((0, 4)), lf_err=np.zeros((0, N_MODELS)),
-        lf_lv=np.zeros((0, 4, label_cap)),
+        lf_lv=np.zeros((0, N_LV, label_cap)),
         lf_lsbits=np.zeros((0, LABELSET_SLOTS, words_for(label_cap)), np.uint64),
         lf_lscnt=np.zeros((0, LABELSET_SLOTS)),
         rw_i=np.zeros((0, 3), np.int32), rw_f=np.zeros((0, 5)),

@@ -30,6 +30,7 @@ from ihomer.learners.mlhat.state import (
     LABEL_FIELDS,
     LABELSET_SLOTS,
     MODEL_NAMES,
+    N_LV,
     N_PARAMS,
     ND_LEAF,
     ND_LEFT,
@@ -45,6 +46,7 @@ from ihomer.learners.mlhat.state import (
     P_LR2,
     P_MAXDEPTH,
     P_MEM_PERIOD,
+    P_MIX,
     P_NONEMPTY,
     P_NTHR,
     P_POISSON,
@@ -71,12 +73,13 @@ _INITIAL_ROWS = 1024
 _LOSSES = {"hamming": 0, "f1": 1}
 # Parameters added after the first checkpoints, with the value that reproduces the old trees.
 _LEGACY_PARAMS = {"model_fading": 1.0, "decode": "threshold", "no_change": False,
-                  "vote_weight": 0.0}
+                  "vote_weight": 0.0, "leaf_mixing": None}
 _DECODES = ("threshold", "seen", "f1")
 # Rows decoded per kernel call: the dense score block is rows x labels.
 _DECODE_CHUNK = 1024
 _PARAMS = ("grace_period", "delta", "tau", "n_thresholds", "learning_rate",
-           "learning_rate_fast", "nb_alpha", "adwin_delta", "switch_significance", "drift_window",
+           "learning_rate_fast", "nb_alpha", "leaf_mixing", "adwin_delta",
+           "switch_significance", "drift_window",
            "max_depth", "max_nodes", "max_bytes", "loss", "model_fading", "threshold", "nonempty",
            "decode", "max_labelsets", "no_change", "vote_weight", "poisson", "seed")
 
@@ -102,11 +105,14 @@ class MLHAT(MultiLabelLearner):
     Leaf models. Every leaf updates, on every instance, a majority-labelset model, per-label
     naive Bayes and per-label online logistic regression at two step sizes (``learning_rate``
     and ``learning_rate_fast``: one normalised SGD step per instance, the step divided by
-    ``1 + ||x||^2`` of the max-abs scaled row), and
-    predicts with the one whose loss on the instances it saw *before* learning them is lowest,
-    like MOA's NBAdaptive. Scores are per-label probabilities; the predicted set is every label
-    scoring at least 0.5. ``loss`` picks how models are rated and what the drift monitors
-    watch: ``"hamming"`` (the paper's) or ``"f1"`` (example-based F1 loss, the default).
+    ``1 + ||x||^2`` of the max-abs scaled row), and rates each by its losses on the instances
+    it saw *before* learning them: per label (squared error of its probability) and per
+    instance (``loss`` below). Each label's probability mixes the models', weighted
+    exponentially by their per-label errors (``leaf_mixing``); without mixing the leaf
+    predicts with the model of lowest instance loss, like MOA's NBAdaptive. The predicted set
+    is every label scoring at least 0.5. ``loss`` picks how models are rated per instance and
+    what the drift monitors watch: ``"hamming"`` (the paper's) or ``"f1"`` (example-based F1
+    loss, the default).
 
     Drift. Each node feeds the loss of the prediction it routes to an ADWIN detector
     (confidence ``adwin_delta``); a detected increase at a split node grows an alternate subtree
@@ -138,6 +144,11 @@ class MLHAT(MultiLabelLearner):
         Step size of the leaves' fast logistic regressions (idem).
     nb_alpha
         Laplace prior of naive Bayes counts.
+    leaf_mixing
+        Rate of the per-label mixture of a leaf's models: each label's probability is the
+        models' weighted by ``exp(-leaf_mixing * e)``, ``e`` the model's faded squared error on
+        that label above the best model's. ``None``: the leaf's single best model answers for
+        every label.
     adwin_delta
         Confidence of the nodes' ADWIN detectors.
     switch_significance
@@ -296,6 +307,7 @@ class MLHAT(MultiLabelLearner):
         learning_rate: float = 1.0,
         learning_rate_fast: float = 5.0,
         nb_alpha: float = 1.0,
+        leaf_mixing: float | None = 1.0,
         adwin_delta: float = 0.002,
         switch_significance: float = 0.05,
         drift_window: int = 300,
@@ -321,6 +333,9 @@ class MLHAT(MultiLabelLearner):
         self.learning_rate = learning_rate
         self.learning_rate_fast = learning_rate_fast
         self.nb_alpha = nb_alpha
+        if leaf_mixing is not None and not leaf_mixing >= 0.0:
+            raise ValueError(f"leaf_mixing must be None or at least 0, not {leaf_mixing!r}")
+        self.leaf_mixing = leaf_mixing
         self.adwin_delta = adwin_delta
         self.switch_significance = switch_significance
         self.drift_window = drift_window
@@ -364,6 +379,7 @@ class MLHAT(MultiLabelLearner):
         prm[P_NONEMPTY] = 1.0 if nonempty else 0.0
         prm[P_THRESH] = threshold
         prm[P_FADE] = model_fading
+        prm[P_MIX] = -1.0 if leaf_mixing is None else leaf_mixing
         self._prm = prm
         self._share_bytes: int | None = None
         self._state = empty_state(_INITIAL_NODES, 0, 1, 0, seed)
@@ -704,7 +720,12 @@ class MLHAT(MultiLabelLearner):
         learner._load_vocabularies(state)
         prm = np.array(state["prm"], dtype=np.float64)
         learner._prm[: len(prm)] = prm
-        learner._state = TreeState(**{f: np.array(state["tree"][f]) for f in TreeState._fields})
+        tree = {f: np.array(state["tree"][f]) for f in TreeState._fields}
+        lv = tree["lf_lv"]
+        if lv.shape[1] < N_LV:  # from before the per-label errors: they start at zero
+            tree["lf_lv"] = np.concatenate(
+                [lv, np.zeros((lv.shape[0], N_LV - lv.shape[1], lv.shape[2]))], axis=1)
+        learner._state = TreeState(**tree)
         if state.get("labelsets") is not None:
             learner._labelsets = SeenLabelsets.from_state_dict(state["labelsets"])
         return learner
