@@ -411,12 +411,11 @@ def test_a_checkpoint_from_before_the_vote_answers_without_it() -> None:
     for model in (MLHAT(grace_period=100), IHOMER(n_min=50)):
         model.test_then_train_many(data.slice(0, 400))
         state = model.state_dict()
-        del state["params"]["vote_weight"]
+        weight = state["params"].pop("vote_weight")
         del state["no_change"]["vote_weight"]
         old = type(model).from_state_dict(state)
-        assert old.vote_weight == 0.0 and old._no_change.vote_weight == 0.0
-        state["no_change"]["vote_weight"] = 0.3
-        state["params"]["vote_weight"] = 0.3
+        assert old.vote_weight == 0.0 and old._no_change.vote_weight == 0.0 < weight
+        state["no_change"]["vote_weight"] = state["params"]["vote_weight"] = weight
         same = type(model).from_state_dict(state)
         rest = data.slice(400, 600)
         assert (same.test_then_train_many(rest).label_ids.tolist()

@@ -518,19 +518,26 @@ def leaf_answer(s, prm, lf, sc3, L, out) -> None:
     weighted by ``exp(-P_MIX * (e_m - min e))``, ``e_m`` the model's faded squared error on
     that label (the exponentially weighted average forecaster; Cesa-Bianchi and Lugosi,
     "Prediction, learning, and games", 2006, ch. 2): per label, the models that have
-    predicted it best lead, and where they are level their probabilities are averaged. Below 0
-    every label's is the leaf's best model's (:func:`leaf_choice`).
+    predicted it best lead, and where they are level their probabilities are averaged. Below 0,
+    and for a label no model was rated on yet (all errors 0: a fresh leaf knows nothing, and
+    an average of its models' uninformed 0.5s would answer a label), every label's is the
+    leaf's best model's (:func:`leaf_choice`).
     """
     eta = prm[P_MIX]
+    best = leaf_choice(s, lf)
     if eta < 0.0 or s.lf_i[lf, LI_ACTIVE] != 1:
-        m = leaf_choice(s, lf)
         for lab in range(L):
-            out[lab] = sc3[m, lab]
+            out[lab] = sc3[best, lab]
         return
     for lab in range(L):
         lo = s.lf_lv[lf, LV_ERR, lab]
+        hi = lo
         for m in range(1, N_MODELS):
             lo = min(lo, s.lf_lv[lf, LV_ERR + m, lab])
+            hi = max(hi, s.lf_lv[lf, LV_ERR + m, lab])
+        if hi == 0.0:  # never rated on this label (a fresh leaf, a new label): the leaf's rule
+            out[lab] = sc3[best, lab]
+            continue
         tot = 0.0
         acc = 0.0
         for m in range(N_MODELS):
