@@ -663,7 +663,8 @@ class NoChange:
     probabilities it measured, on the 21 anchored shared datasets with ``k = 5`` (2026-12-02),
     0.597 / 0.603 / 0.386 (example F1 / micro F1 / subset accuracy) for MLHAT and 0.586 /
     0.596 / 0.389 for iHOMER against 0.592 / 0.599 / 0.387 and 0.585 / 0.595 / 0.386 without
-    (weights 0.2 and 0.4: within 0.002 of 0.3; 0.5 lower for iHOMER). It helps most where
+    (weights 0.2 and 0.4: within 0.002 of 0.3; 0.5 lower for iHOMER; with the leaves that
+    mix their models, ``leaf_mixing``, iHOMER does best at 0.2). It helps most where
     the labels of alike instances agree more than one instance shows (20ng +0.015 example F1,
     stackex-chess, flags, enron) and costs most where one neighbour is already the best
     guess (virus-go -0.010 to -0.019).
