@@ -33,8 +33,21 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         b.stop()
 
 
+@pytest.fixture(scope="session")
+def compiled_kernels() -> None:
+    """Compile the jitted learners' kernels once, into numba's on-disk cache, before a service
+    starts. On a fresh installation the first process to run them compiles them (a minute and
+    a half for iHOMER's on two cores, as an import would take); the services' time limits
+    below are about serving, not about that."""
+    from ihomer.learners.registry import make
+
+    for name in ("mlhat", "ihomer"):
+        make(name).warm_up()
+
+
 @pytest.fixture
-def start_service(processes: list[Any], tmp_path: Path) -> Callable[..., Service]:
+def start_service(processes: list[Any], tmp_path: Path,
+                  compiled_kernels: None) -> Callable[..., Service]:
     counter = iter(range(1000))
 
     def start(bootstrap: str, topics: tuple[str, str, str], *args: str,
