@@ -801,7 +801,8 @@ class NoChange:
 
     def _relabel(self, mapping: dict[int, list[int]], n_labels: int) -> NoChange:
         """A copy whose label ``l`` is read as the labels ``mapping.get(l, [])``: the window's
-        sets and the last set are rewritten, ``was``/``stay`` follow the first image."""
+        sets and the last set are rewritten, and each image takes ``l``'s persistence counts
+        (``was``/``stay``)."""
         nc = NoChange(self.fade, self.window, self.k, self.vote_weight)
         nc.rate = self.rate.copy()
         nc._rows = tuple(a.copy() for a in self._rows)  # type: ignore[assignment]
