@@ -18,6 +18,7 @@ from ihomer.learners.mlhat.state import (
     C_RLIMIT,
     C_ROOT,
     C_RUSED,
+    C_SEEN,
     LF_SW,
     LV_ERR,
     LV_SLAB,
@@ -322,6 +323,31 @@ def test_test_then_train_is_predict_then_learn_row_by_row() -> None:
         np.testing.assert_allclose(p.scores, fast.scores[fast.indptr[i]: fast.indptr[i + 1]])
         b.learn_many(row)
     assert a.n_nodes == b.n_nodes > 1
+
+
+@pytest.mark.parametrize("decode", ["threshold", "seen", "f1"])
+def test_learn_mask_learns_only_the_flagged_rows_and_scores_every_row(decode: str) -> None:
+    """``test_then_train_scored(batch, learn)`` (a hierarchy's tree that learns only the rows
+    routed to it) answers and scores every row as the tree learning the flagged rows one by
+    one and only predicting the others would, and ends in the same state."""
+    data = sparse_stream(1500, 30, 4, seed=5)
+    flags = np.random.default_rng(6).random(len(data)) < 0.4
+    a = MLHAT(grace_period=50, delta=1e-2, decode=decode, no_change=False)
+    b = MLHAT(grace_period=50, delta=1e-2, decode=decode, no_change=False)
+    fast, dense = a.test_then_train_scored(data, flags)
+    assert len(fast) == len(data) and dense.shape == (len(data), 4)
+    for i in range(len(data)):
+        row = data.slice(i, i + 1)
+        p, d = b.test_then_train_scored(row) if flags[i] else b.predict_scored(row)
+        assert p.row(0).tolist() == fast.row(i).tolist(), i
+        np.testing.assert_allclose(d[0], dense[i], rtol=0, atol=0)
+    assert a.n_nodes == b.n_nodes > 1
+    np.testing.assert_array_equal(a._state.ctr, b._state.ctr)
+    assert a._state.ctr[C_SEEN] == np.count_nonzero(flags)
+    with pytest.raises(ValueError, match="no_change=False"):
+        MLHAT().test_then_train_scored(data, flags)
+    with pytest.raises(ValueError, match="3 flags for 1500 rows"):
+        MLHAT(no_change=False).test_then_train_scored(data, flags[:3])
 
 
 def test_same_seed_same_predictions_with_bagging() -> None:

@@ -97,6 +97,17 @@ class Predictions:
         return Predictions(self.indptr[start:stop + 1] - a, self.label_ids[a:b],
                            None if self.scores is None else self.scores[a:b])
 
+    def take(self, rows: np.ndarray) -> Predictions:
+        """The rows ``rows`` (increasing indices), in that order."""
+        count = np.diff(self.indptr)
+        keep = np.zeros(len(self), np.bool_)
+        keep[rows] = True
+        mask = np.repeat(keep, count)
+        indptr = np.zeros(len(rows) + 1, PTR_DTYPE)
+        np.cumsum(count[rows], out=indptr[1:])
+        return Predictions(indptr, self.label_ids[mask],
+                           None if self.scores is None else self.scores[mask])
+
     @classmethod
     def from_rows(cls, rows: list[np.ndarray],
                   scores: list[np.ndarray] | None = None) -> Predictions:

@@ -131,8 +131,9 @@ def answer_loss(ids: np.ndarray, a: int, b: int, truth: np.ndarray, n_truth: int
 @numba.njit(cache=True)
 def decode_rows(scores: np.ndarray, p0_ptr: np.ndarray, p0_ids: np.ndarray, avail: np.ndarray,
                 ls_ptr: np.ndarray, ls_ids: np.ndarray, label_ptr: np.ndarray,
-                label_ids: np.ndarray, rate: np.ndarray, fade: float, eps: float, f1: bool,
-                out_ptr: np.ndarray, out_ids: np.ndarray, out_sc: np.ndarray) -> None:
+                label_ids: np.ndarray, rated: np.ndarray, rate: np.ndarray, fade: float,
+                eps: float, f1: bool, out_ptr: np.ndarray, out_ids: np.ndarray,
+                out_sc: np.ndarray) -> None:
     """Row ``i``: the most likely of the first ``avail[i]`` sets of the table (CSR ``ls_ptr``,
     ``ls_ids``) under ``scores[i]``, or the threshold answer ``p0`` (CSR).
 
@@ -140,7 +141,8 @@ def decode_rows(scores: np.ndarray, p0_ptr: np.ndarray, p0_ids: np.ndarray, avai
     ``rate[0]`` is below the decoder's ``rate[1]``. With the true label sets of the rows
     (``label_ptr``/``label_ids``, one row per score row; ``label_ptr`` of length 0 when
     unknown) both answers are rated after each row where a set qualified (elsewhere they are
-    the same answer), fading by ``fade``. Ties between sets go
+    the same answer), fading by ``fade``; ``rated`` (flags by row; empty: every row) marks
+    the rows whose truth counts. Ties between sets go
     to the set learned first; the empty set is skipped when ``p0``'s row is not empty.
 
     With ``f1``, the expected-F1 set (:func:`f1_set_size`) is given instead when its faded
@@ -196,7 +198,7 @@ def decode_rows(scores: np.ndarray, p0_ptr: np.ndarray, p0_ids: np.ndarray, avai
                 out_sc[pos] = scores[i, ids[j]]
                 pos += 1
         out_ptr[i + 1] = pos
-        if known and (best >= 0 or f1):
+        if known and (best >= 0 or f1) and (len(rated) == 0 or rated[i]):
             c0 = label_ptr[i]
             d0 = label_ptr[i + 1]
             for j in range(c0, d0):
@@ -303,14 +305,18 @@ class SeenLabelsets:
         keep = sorted(order[: self.max_labelsets])
         self._replace([self._sets[c] for c in keep], [self._count[c] for c in keep])
 
-    def observe(self, label_indptr: np.ndarray, label_ids: np.ndarray) -> np.ndarray:
-        """Learn the label sets of a batch, in order; returns for each row how many sets of the
-        table (a prefix: new sets are appended) were learned before it."""
+    def observe(self, label_indptr: np.ndarray, label_ids: np.ndarray,
+                learned: np.ndarray | None = None) -> np.ndarray:
+        """Learn the label sets of a batch, in order (only the rows flagged in ``learned`` when
+        given); returns for each row how many sets of the table (a prefix: new sets are
+        appended) were learned before it."""
         self._trim()
         n = len(label_indptr) - 1
         avail = np.empty(n, np.int64)
         for i in range(n):
             avail[i] = len(self._sets)
+            if learned is not None and not learned[i]:
+                continue
             key = tuple(sorted(int(v) for v in label_ids[label_indptr[i]:label_indptr[i + 1]]))
             c = self._index.get(key)
             if c is None:
@@ -325,14 +331,14 @@ class SeenLabelsets:
 
     def decode(self, scores: np.ndarray, threshold_answer: Predictions,
                avail: np.ndarray | None = None, truth: tuple[np.ndarray, np.ndarray] | None = None,
-               ) -> Predictions:
+               rated: np.ndarray | None = None) -> Predictions:
         """The decoded label sets of the rows of ``scores`` (``(n, n_labels)`` probabilities).
 
         ``threshold_answer`` is what the per-label threshold answered for the same rows;
         ``avail[i]`` bounds row ``i``'s candidates to the sets learned before it (as
         :meth:`observe` returned; default: the whole table). ``truth``, the rows' true label
         sets (CSR indptr and ids) when they are being learned, rates both answers after each
-        row.
+        row (only the rows flagged in ``rated`` when given: the others are not learned).
         """
         n = len(scores)
         if avail is None:
@@ -348,7 +354,8 @@ class SeenLabelsets:
         lptr, lids = truth if truth is not None else (np.zeros(0, np.int64),) * 2
         decode_rows(scores, np.asarray(threshold_answer.indptr, np.int64),
                     np.asarray(threshold_answer.label_ids, np.int64), avail, ptr, ids,
-                    np.asarray(lptr, np.int64), np.asarray(lids, np.int64), self.rate,
+                    np.asarray(lptr, np.int64), np.asarray(lids, np.int64),
+                    np.zeros(0, np.bool_) if rated is None else rated, self.rate,
                     self.fade, EPS, self.expected_f1, out_ptr, out_ids, out_sc)
         m = int(out_ptr[-1])
         return Predictions(out_ptr, out_ids[:m].copy(), out_sc[:m].copy())

@@ -1289,11 +1289,14 @@ def emit_labelset(s, prm, sc, L, out_ids, out_sc, pos) -> int:
 
 @njit
 def test_then_train(s, prm, indptr, indices, values, label_ptr, label_ids, start, predict,
-                    out_ptr, out_ids, out_sc, out_dense) -> int:
+                    learn, out_ptr, out_ids, out_sc, out_dense) -> int:
     """Prequential loop: for each row from ``start``, predict it, then learn it.
 
     Predictions go to ``out_ptr``/``out_ids``/``out_sc`` (CSR, only when ``predict``), and
-    when ``out_dense`` has rows, every label's score of row i to ``out_dense[i]``. Returns
+    when ``out_dense`` has rows, every label's score of row i to ``out_dense[i]``. ``learn``
+    (flags by row; empty: every row) marks the rows learned, the others are only predicted
+    and leave the tree as it was (a hierarchy scores every row with a tree that learns only
+    the rows routed to it). Returns
     the number of rows done: fewer than the batch when a pool must grow first (Python grows it
     and calls again from there, so the result is the same as one uninterrupted run).
     """
@@ -1326,6 +1329,8 @@ def test_then_train(s, prm, indptr, indices, values, label_ptr, label_ids, start
             out_ptr[i + 1] = emit_labelset(s, prm, ans, L, out_ids, out_sc, out_ptr[i])
             if out_dense.shape[0] > 0:
                 out_dense[i, :L] = ans[:L]
+        if len(learn) > 0 and not learn[i]:
+            continue
         for lab in range(L):
             y[lab] = 0
         for w in range(len(bits)):

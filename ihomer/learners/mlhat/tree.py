@@ -502,21 +502,23 @@ class MLHAT(MultiLabelLearner):
         self._state.ctr[C_NEED_ROWS] = 0
 
     # ------------------------------------------------------------------ hooks
-    def _run(self, batch: Batch, predict: bool,
-             scores: list[np.ndarray] | None = None) -> Predictions:
-        """Predict (if ``predict``) and learn ``batch``; ``scores`` collects the probabilities
-        each row was answered from, chunk by chunk."""
+    def _run(self, batch: Batch, predict: bool, scores: list[np.ndarray] | None = None,
+             learn: np.ndarray | None = None) -> Predictions:
+        """Predict (if ``predict``) and learn ``batch`` (only the rows flagged in ``learn``
+        when given); ``scores`` collects the probabilities each row was answered from, chunk
+        by chunk."""
         table = self._labelsets
         if table is None and scores is None:
-            return self._run_kernel(batch, predict, None)
+            return self._run_kernel(batch, predict, None, learn)
         # Learning alone predicts too: the decoder rates its answers against the threshold's
         # on every learned instance, so learn_many after predict_many is test_then_train_many.
         votes = self._votes if table is not None else None
         parts = []
         for a in range(0, len(batch), _DECODE_CHUNK):
             sub = batch.slice(a, min(a + _DECODE_CHUNK, len(batch)))
+            flags = None if learn is None else learn[a:a + len(sub)]
             dense = np.zeros((len(sub), max(self._n_labels, 1)))
-            answer = self._run_kernel(sub, True, dense)
+            answer = self._run_kernel(sub, True, dense, flags)
             probs = dense[:, : self._n_labels]
             if votes is not None:  # the decoder chooses from the model's and the neighbours'
                 votes.slice(a, a + len(sub)).mix(probs)
@@ -525,18 +527,21 @@ class MLHAT(MultiLabelLearner):
             if table is not None:
                 # the chunk's label sets join the table after its rows were predicted; each
                 # row is decoded with the sets learned before it
-                avail = table.observe(sub.label_indptr, sub.label_ids)
-                answer = table.decode(probs, answer, avail, (sub.label_indptr, sub.label_ids))
+                avail = table.observe(sub.label_indptr, sub.label_ids, flags)
+                answer = table.decode(probs, answer, avail, (sub.label_indptr, sub.label_ids),
+                                      flags)
             parts.append(answer)
             self._set_row_limit()
         if not parts:
-            return self._run_kernel(batch, predict, None)
+            return self._run_kernel(batch, predict, None, learn)
         if not predict:
             return Predictions(np.zeros(len(batch) + 1, PTR_DTYPE), np.zeros(0, INDEX_DTYPE))
         return Predictions.concat(parts)
 
-    def _run_kernel(self, batch: Batch, predict: bool, dense: np.ndarray | None) -> Predictions:
+    def _run_kernel(self, batch: Batch, predict: bool, dense: np.ndarray | None,
+                    learn: np.ndarray | None = None) -> Predictions:
         n = len(batch)
+        flags = np.zeros(0, np.bool_) if learn is None else np.ascontiguousarray(learn, np.bool_)
         L = self._n_labels
         out_ptr = np.zeros(n + 1, PTR_DTYPE)
         out_ids = np.zeros(n * L if predict else 0, INDEX_DTYPE)
@@ -546,7 +551,7 @@ class MLHAT(MultiLabelLearner):
         while True:
             done = K.test_then_train(self._state, self._prm, batch.indptr, batch.indices,
                                      batch.values, batch.label_indptr, batch.label_ids, done,
-                                     predict, out_ptr, out_ids, out_sc, out_dense)
+                                     predict, flags, out_ptr, out_ids, out_sc, out_dense)
             if done < n or self._state.ctr[C_NEED_ROWS] > 0:
                 self._grow_for()
             if done >= n:
@@ -590,12 +595,26 @@ class MLHAT(MultiLabelLearner):
             scores.append(probs)
         return answer
 
-    def test_then_train_scored(self, batch: Batch) -> tuple[Predictions, np.ndarray]:
+    def test_then_train_scored(self, batch: Batch, learn: np.ndarray | None = None,
+                               ) -> tuple[Predictions, np.ndarray]:
         """:meth:`test_then_train_many`, with the ``(n_rows, n_labels)`` probabilities each row
-        was answered from (a hierarchy of trees decodes over them all)."""
+        was answered from (a hierarchy of trees decodes over them all).
+
+        ``learn`` (a flag per row) learns only the flagged rows; every row is still answered,
+        in stream order, by the tree as it stood before that row. This is how a tree of a
+        hierarchy that learns only the instances routed to it still scores every instance.
+        The answer of the last learned instances (``no_change``) would learn every row, so the
+        two do not go together.
+        """
         self._ensure_batch(batch)
+        if learn is not None:
+            if self._no_change is not None:
+                raise ValueError("test_then_train_scored: a learn mask needs no_change=False")
+            if len(learn) != len(batch):
+                raise ValueError(f"test_then_train_scored: learn has {len(learn)} flags for "
+                                 f"{len(batch)} rows")
         keep: list[np.ndarray] = []
-        pred = self._answered(batch, True, lambda b: self._run(b, True, keep))
+        pred = self._answered(batch, True, lambda b: self._run(b, True, keep, learn))
         return pred, (np.concatenate(keep) if keep else np.zeros((0, self._n_labels)))
 
     def predict_scored(self, batch: Batch) -> tuple[Predictions, np.ndarray]:
