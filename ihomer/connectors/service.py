@@ -243,6 +243,7 @@ class Service:
         self.metrics = ServiceMetrics() if cfg.metrics_port else None
         self._stop = False
         self._failed = False
+        self._failed_polls = 0  # polls in a row that found no broker
         self._send_error: BaseException | None = None
         self._since_checkpoint = 0
         self._consumer: Any = None
@@ -573,6 +574,33 @@ class Service:
                 "model": {k: model_stat(self.learner, k) for k in ("clusters", "restructures",
                                                                    "drifts")}}
 
+    def _poll(self) -> dict[Any, list[Any]]:
+        """The consumer's next records; ``{}`` while the broker cannot be reached.
+
+        kafka-python reconnects by itself, but a poll can still raise a retriable error (seen:
+        ``KafkaConnectionError`` while a broker restarts). A poll that raises has handed out
+        no record, so polling again loses and repeats nothing: the outage is logged once
+        (``broker_unavailable``, then ``broker_available`` with the failed polls), and the
+        loop keeps polling, stoppable by SIGTERM, as a consumer waiting for its broker would.
+        Errors that are not retriable still end the service.
+        """
+        from kafka.errors import KafkaError
+
+        try:
+            polled = self._consumer.poll(timeout_ms=self.cfg.poll_timeout_ms)
+        except KafkaError as e:
+            if not e.retriable:
+                raise
+            if self._failed_polls == 0:
+                self.log("broker_unavailable", "warning", error=repr(e))
+            self._failed_polls += 1
+            time.sleep(min(0.1 * self._failed_polls, 1.0))
+            return {}
+        if self._failed_polls:
+            self.log("broker_available", failed_polls=self._failed_polls)
+            self._failed_polls = 0
+        return polled
+
     def run(self) -> int:
         from kafka import KafkaConsumer, KafkaProducer
 
@@ -599,7 +627,7 @@ class Service:
         last_gauges = 0.0
         try:
             while not self._stop:
-                polled = self._consumer.poll(timeout_ms=cfg.poll_timeout_ms)
+                polled = self._poll()
                 t_poll = time.perf_counter()
                 now = time.monotonic()
                 if self._send_error is not None:

@@ -268,3 +268,41 @@ def test_service_runs_in_record_order_without_a_broker() -> None:
     assert svc.counters["learned"] == 3 and svc.counters["labels_never_came"] == 1
     assert list(svc.join.rows) == ["d", "e"] and svc.positions == {("in", 0): 9}
     assert svc.quality.n == 3  # a, b (scored when its labels came) and f
+
+
+class _FlakyConsumer:
+    """Polls that raise what kafka-python raises while a broker restarts, then records."""
+
+    def __init__(self, errors: list[Exception]) -> None:
+        self.errors = errors
+        self.polls = 0
+
+    def poll(self, timeout_ms: int) -> dict[str, list[int]]:
+        self.polls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return {"tp": [1, 2]}
+
+
+def test_a_broker_outage_is_waited_out_and_logged_once(monkeypatch) -> None:
+    import io
+
+    from kafka.errors import KafkaConnectionError, UnsupportedVersionError
+
+    from ihomer.connectors.service import JsonLog, Service
+
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    out = io.StringIO()
+    cfg = load_config({"learner": "majority", "metrics_port": 0}, None, {})
+    svc = Service(cfg, JsonLog("info", out))
+    svc._consumer = _FlakyConsumer([KafkaConnectionError("111 ECONNREFUSED")] * 3)
+    assert [svc._poll() for _ in range(4)] == [{}, {}, {}, {"tp": [1, 2]}]
+    events = [e for e in map(json.loads, out.getvalue().splitlines())
+              if e["event"].startswith("broker_")]
+    assert [(e["event"], e["level"]) for e in events] == [
+        ("broker_unavailable", "warning"), ("broker_available", "info")]
+    assert "ECONNREFUSED" in events[0]["error"] and events[1]["failed_polls"] == 3
+    # an error that retrying cannot cure still ends the service
+    svc._consumer = _FlakyConsumer([UnsupportedVersionError("no")])
+    with pytest.raises(UnsupportedVersionError):
+        svc._poll()
