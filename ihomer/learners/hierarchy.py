@@ -265,6 +265,9 @@ class IHOMER(MultiLabelLearner):
         Parameters of :class:`~ihomer.learners.clustering.LabelClustering`.
     tree
         Keyword arguments of every :class:`~ihomer.learners.mlhat.MLHAT` (clusters and meta).
+        Under a ``decode`` over all labels the trees answer by their thresholds
+        (``decode="threshold"``) unless this sets otherwise; with ``"clusters"`` they keep
+        MLHAT's default.
     max_bytes
         Bound on the bytes of all trees together (see :meth:`_share_memory`); each tree also
         keeps its own ``max_bytes`` (MLHAT's default 512 MiB, or as set in ``tree``). ``None``
@@ -371,7 +374,11 @@ class IHOMER(MultiLabelLearner):
             m.local_of = np.concatenate([m.local_of, np.full(cap - old, -1, np.int64)])
 
     def _new_tree(self) -> MLHAT:
-        return self._adopt(MLHAT(**{"seed": self.seed, **self.tree, "no_change": False}))
+        # Under a decoder over all labels the trees answer by their thresholds: that decoder
+        # chooses among seen and expected-F1 sets over every label, and a tree's own choice
+        # within its cluster only cost time (see the defaults above).
+        own = {"decode": "threshold"} if self._labelsets is not None else {}
+        return self._adopt(MLHAT(**{"seed": self.seed, **own, **self.tree, "no_change": False}))
 
     def _adopt(self, tree: MLHAT) -> MLHAT:
         """Make ``tree`` read the hierarchy's feature vocabulary, shared, not copied.
