@@ -693,7 +693,7 @@ class IHOMER(MultiLabelLearner):
         assert table is not None
         n, n_labels = len(seg), self._n_labels
         column = self._meta_column() if gate is not None else {}
-        label_n = self._label_n[:n_labels].astype(np.float64)
+        known = self._label_n[:n_labels] > 0  # labels learned before the segment
         # each member's owned labels (global ids, and the mask over its local ones)
         owned = []
         for key, m in self._members.items():
@@ -706,23 +706,24 @@ class IHOMER(MultiLabelLearner):
             b = min(a + _DECODE_CHUNK, n)
             part = seg if b - a == n else seg.slice(a, b)
             truth = (part.label_indptr, part.label_ids)
-            # counts before each row of the chunk: what was learned before the segment, plus
-            # the segment's rows before it
-            if learn:
-                held = np.zeros((b - a, n_labels))
-                row_of = np.repeat(np.arange(b - a), np.diff(part.label_indptr))
-                np.add.at(held, (row_of, part.label_ids), 1.0)
-                seen_n = label_n + np.cumsum(held, axis=0) - held
-                label_n = seen_n[-1] + held[-1]
-            else:
-                seen_n = np.broadcast_to(label_n, (b - a, n_labels))
             probs = np.zeros((b - a, n_labels))
             for key, glab, own in owned:
                 cols = member_dense[key][a:b][:, own]
                 if key in column:
                     cols = cols * gate[a:b, column[key], None]  # type: ignore[index]
                 probs[:, glab] = cols
-            probs[seen_n == 0.0] = 0.0  # a label not learned yet (its tree is fresh)
+            # a label not learned yet scores 0 (its tree is fresh): while learning, up to and
+            # including the chunk's first row that carries it
+            unseen = np.flatnonzero(~known)
+            if learn and len(unseen):
+                first = np.full(n_labels, b - a)
+                row_of = np.repeat(np.arange(b - a), np.diff(part.label_indptr))
+                np.minimum.at(first, part.label_ids, row_of)
+                before = np.arange(b - a)[:, None] <= first[None, unseen]
+                probs[:, unseen] = np.where(before, 0.0, probs[:, unseen])
+                known[part.label_ids] = True
+            else:
+                probs[:, unseen] = 0.0
             if votes is not None:
                 votes.slice(a, b).mix(probs)
             p0 = answer.slice(a, b)
