@@ -10,6 +10,7 @@ from conftest import shared_dataset
 
 from ihomer.evaluate.prequential import prequential
 from ihomer.learners.hierarchy import IHOMER
+from ihomer.learners.mlhat import MLHAT
 from ihomer.stream.base import Batch, InMemoryStream, Instance, Schema
 from ihomer.stream.sources import open_stream
 
@@ -147,6 +148,34 @@ def test_labels_appearing_late_and_the_river_face() -> None:
     assert pred["x"]
     proba = model.predict_proba_one({"a": 1.0})
     assert 0.0 <= proba["late"][True] <= 1.0
+
+
+def test_new_labels_meta_label_starts_absent_from_every_instance_before() -> None:
+    """A label that arrives late gets a new cluster whose meta-label the meta tree must treat
+    as absent from every instance it learned before, as a tree bound to the whole label set
+    from the start does: the meta tree's probabilities equal such a tree's, row for row."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(400):
+        x = (rng.random(5) < 0.5).astype(np.float64)
+        labels = [1] if i in (250, 320) else [0]  # "late" occurs twice, never with "x"
+        rows.append(Instance(np.arange(5, dtype=np.int32), x, np.asarray(labels, np.int32)))
+    schema = Schema(tuple(f"f{j}" for j in range(5)), ("x", "late"), sparse=False,
+                    source="late-label")
+    data = Batch.from_instances(rows)
+    model = IHOMER(n_min=50).bind(schema)
+    model.test_then_train_many(data.slice(0, 330))
+    assert sorted(map(sorted, model.clusters())) == [["late"], ["x"]]
+    # the reference: one tree over the two meta-labels (here the labels themselves), bound
+    # to both from the first instance, with the parameters of the meta tree
+    ref = MLHAT(**{**model._meta.params(), "decode": "threshold"})
+    ref.bind(schema).learn_many(data.slice(0, 330))
+    column = model._meta_column()
+    order = [column[int(model._owner[g])] for g in (0, 1)]
+    probe = data.slice(330, 400)
+    got = model._meta.predict_proba_many(probe)[:, order]
+    np.testing.assert_allclose(got, ref.predict_proba_many(probe), atol=1e-12)
+    assert got[:, 1].max() < 0.5  # two occurrences in 330 instances: never switched on
 
 
 def test_random_partition_has_odac_sizes() -> None:

@@ -221,6 +221,13 @@ MODES = ("flat", "homer")
 DECODES = ("clusters", "seen", "f1")
 #: Rows whose scores over all labels are decoded at once (the score block is rows x labels).
 _DECODE_CHUNK = 1024
+#: Key of the meta tree's first column, a meta-label that is never present. A tree bound to a
+#: stream's whole label set learns every label as absent until it occurs; a meta-label created
+#: when a new label arrives would otherwise start from nothing, learn one instance where it is
+#: present and then be switched on for the next instances, until enough absences pull it down
+#: (medical, whose 45 labels arrive over the stream: 0.598 subset accuracy against 0.618 when
+#: the new meta-label starts as a copy of this column).
+_NEVER = -1
 
 
 @dataclass
@@ -359,7 +366,8 @@ class IHOMER(MultiLabelLearner):
         self._owner = np.full(0, -1, np.int64)
         self._seen = 0
         self._meta: MLHAT | None = None
-        self._meta_keys: list[int | None] = []  # None: a retired cluster's column
+        # None: a retired cluster's column; _NEVER: the meta-label that is never present
+        self._meta_keys: list[int | None] = []
         self.events: list[dict[str, Any]] = []
         self.n_restructures = 0
         self.n_handovers = 0
@@ -487,7 +495,7 @@ class IHOMER(MultiLabelLearner):
 
     def _meta_column(self) -> dict[int, int]:
         """Member key -> its column of the meta tree (retired columns have no key)."""
-        return {k: j for j, k in enumerate(self._meta_keys) if k is not None}
+        return {k: j for j, k in enumerate(self._meta_keys) if k is not None and k != _NEVER}
 
     def _rebuild_meta(self) -> None:
         """Meta-labels follow the current clusters: keep the columns of surviving members.
@@ -505,21 +513,25 @@ class IHOMER(MultiLabelLearner):
                          if m.cluster is not None or np.any(self._owner == k))
         if self._meta is None:
             self._meta = self._new_tree()
-            self._meta_keys = []
+            self._meta_keys = [_NEVER]
         meta = self._meta
         column = self._meta_column()
-        live = set(current)
+        live = {*current, _NEVER}
         keys: list[int | None] = [k if k in live else None for k in self._meta_keys]
         keys += [k for k in current if k not in column]
-        meta.label_vocab.extend(f"cluster-member-{keys[i]}"
+        meta.label_vocab.extend("never" if keys[i] == _NEVER else f"cluster-member-{keys[i]}"
                                 for i in range(len(meta.label_vocab), len(keys)))
         meta._ensure(len(self.feature_vocab), len(keys))
-        if self.warm_start:
-            # A new cluster's meta-label starts, like its tree, from the cluster it came from.
-            for j in range(len(self._meta_keys), len(keys)):
-                origin = self._members[keys[j]].origin  # type: ignore[index]
-                if origin in column:
-                    meta.copy_label(column[origin], j)
+        never = self._meta_keys[:1] == [_NEVER]  # states saved before it have no such column
+        for j in range(len(self._meta_keys), len(keys)):
+            m = self._members[keys[j]]  # type: ignore[index]
+            if self.warm_start and m.origin in column:
+                # A new cluster's meta-label starts, like its tree, from the cluster it came from.
+                meta.copy_label(column[m.origin], j)
+            elif never and not self._label_n[m.labels].any():
+                # Labels that never occurred: their meta-label was absent from every instance
+                # the meta tree learned, and starts as the column that is never present.
+                meta.copy_label(0, j)
         dead = sum(k is None for k in keys)
         if dead and 3 * dead >= len(keys):
             keep = [i for i, k in enumerate(keys) if k is not None]
