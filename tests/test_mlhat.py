@@ -375,6 +375,43 @@ def test_label_set_grows_while_learning() -> None:
     assert m.predict_one({"a": -1.0, "b": -2.0}) == {"pos": False, "late": False}
 
 
+@pytest.mark.parametrize("decode", ["threshold", "f1"])
+def test_labels_arriving_late_start_absent_as_if_declared(decode: str) -> None:
+    """With ``new_labels="absent"`` a tree that meets its labels in the stream learns exactly
+    what a tree bound to all of them from the start does; ``"blank"`` does not."""
+    data = dense_stream(1500, n_features=6, n_labels=4, seed=9)
+    schema = Schema(tuple(f"f{j}" for j in range(6)), tuple(f"y{j}" for j in range(4)),
+                    sparse=False, source="late")
+    # labels 2 and 3 occur only from instance 700 on
+    ids, ptr = [], [0]
+    for i in range(len(data)):
+        ids += [j for j in data.row(i).labels.tolist() if i >= 700 or j < 2]
+        ptr.append(len(ids))
+    data = Batch(data.indptr, data.indices, data.values, np.array(ptr), np.array(ids))
+    params = {"grace_period": 100, "decode": decode, "no_change": False}
+    bound = MLHAT(**params).bind(schema)
+    late = MLHAT(**params)
+    blank = MLHAT(**params, new_labels="blank")
+    for m in (late, blank):  # the features declared, the labels not
+        m.feature_vocab.extend(schema.feature_names)
+    got = {id(m): run(m, data, chunk=50) for m in (bound, late, blank)}
+    assert late.n_labels == 4 and late.label_vocab.names[2:] == ["l2", "l3"]
+    probe = dense_stream(200, n_features=6, n_labels=4, seed=10)
+    want = bound.predict_proba_many(probe)
+    np.testing.assert_allclose(late.predict_proba_many(probe), want, atol=1e-12)
+    assert got[id(late)][700:] == got[id(bound)][700:]
+    assert np.abs(blank.predict_proba_many(probe) - want).max() > 0.01
+    # a checkpoint keeps the never-present column; old checkpoints have none
+    again = MLHAT.from_state_dict(late.state_dict())
+    np.testing.assert_allclose(again.predict_proba_many(probe), want, atol=1e-12)
+    assert again._never and not MLHAT.from_state_dict(blank.state_dict())._never
+    # should a kernel name the never-present column, the answer drops it
+    ans = bound._answers(np.array([0, 2, 3, 3]), np.array([1, 4, 0]), np.array([0.9, 0.6, 0.7]))
+    assert [ans.row(i).tolist() for i in range(3)] == [[1], [0], []]
+    with pytest.raises(ValueError, match="new_labels"):
+        MLHAT(new_labels="zero")
+
+
 def test_projection_keeps_structure_and_the_selected_labels() -> None:
     data = dense_stream(3000, n_features=6, n_labels=5, seed=6)
     m = MLHAT(grace_period=100, delta=1e-3)

@@ -185,6 +185,21 @@ means of example F1 / micro F1 / subset accuracy (the script is ``bench/tune_iho
   the above): 0.6005 / 0.6075 / 0.3859 against 0.6007 / 0.6074 / 0.3847 with every tree's own
   expected-F1 decoder (MLHAT's default), and 0.6004 / 0.6075 / 0.3856 with ``"seen"`` trees;
   63 s for the 21 against 81 s, since every tree now scores every instance and decoded each.
+* A new meta-label starts as absent from every instance the meta tree learned (MLHAT's
+  ``new_labels="absent"``), and a label that joins an existing cluster's tree starts blank
+  (``"blank"``; measured 2026-12-02, fifth session, after all of the above). The meta tree
+  used to add a column only when its cluster appeared: after the one instance that brought a
+  new label it switched that cluster on for the next instances, until enough absences pulled
+  it down, where a tree bound to every label from the start had learned it absent all along.
+  On medical, whose 45 labels arrive over the stream, that cost 0.023 subset accuracy
+  (0.598 against 0.621). Means 0.6013 / 0.6086 / 0.3885 against 0.6005 / 0.6075 / 0.3859
+  (virus-go +0.015, langlog +0.011, medical +0.023). Starting the cluster trees' new labels
+  absent too measured 0.6004 / 0.6076 / 0.3874: such a label has just begun to occur with the
+  cluster's labels, and absent from every routed instance it stays off for hundreds of them.
+  Under these defaults (fifth session): ``vote_weight`` 0.1 and 0.3 0.6006 and 0.5994 example
+  F1 (0.3866, 0.3873 subset accuracy), ``decode="seen"`` 0.5855 / 0.5966 / 0.3945, no
+  handover 0.6017 / 0.6088 / 0.3883, cold starts 0.6012 / 0.6081 / 0.3873, trees decoding
+  ``"seen"`` 0.6014 / 0.6088 / 0.3883.
 * ``max_bytes=1 GiB`` for all trees together: no anchored dataset comes near it (imdb peaks
   at 485 MiB of RSS, as the majority baseline does: that is the stream itself; delicious at
   364 MiB); debtags with 65,536 hashed features and 598 labels holds it, at a peak RSS of
@@ -221,13 +236,6 @@ MODES = ("flat", "homer")
 DECODES = ("clusters", "seen", "f1")
 #: Rows whose scores over all labels are decoded at once (the score block is rows x labels).
 _DECODE_CHUNK = 1024
-#: Key of the meta tree's first column, a meta-label that is never present. A tree bound to a
-#: stream's whole label set learns every label as absent until it occurs; a meta-label created
-#: when a new label arrives would otherwise start from nothing, learn one instance where it is
-#: present and then be switched on for the next instances, until enough absences pull it down
-#: (medical, whose 45 labels arrive over the stream: 0.598 subset accuracy against 0.618 when
-#: the new meta-label starts as a copy of this column).
-_NEVER = -1
 
 
 @dataclass
@@ -366,8 +374,7 @@ class IHOMER(MultiLabelLearner):
         self._owner = np.full(0, -1, np.int64)
         self._seen = 0
         self._meta: MLHAT | None = None
-        # None: a retired cluster's column; _NEVER: the meta-label that is never present
-        self._meta_keys: list[int | None] = []
+        self._meta_keys: list[int | None] = []  # None: a retired cluster's column
         self.events: list[dict[str, Any]] = []
         self.n_restructures = 0
         self.n_handovers = 0
@@ -385,11 +392,14 @@ class IHOMER(MultiLabelLearner):
         for m in self._members.values():
             m.local_of = np.concatenate([m.local_of, np.full(cap - old, -1, np.int64)])
 
-    def _new_tree(self) -> MLHAT:
+    def _new_tree(self, meta: bool = False) -> MLHAT:
         # Under a decoder over all labels the trees answer by their thresholds: that decoder
         # chooses among seen and expected-F1 sets over every label, and a tree's own choice
         # within its cluster only cost time (see the defaults above).
-        own = {"decode": "threshold"} if self._labelsets is not None else {}
+        own: dict[str, Any] = {"decode": "threshold"} if self._labelsets is not None else {}
+        # A new meta-label was absent from every instance the meta tree learned (MLHAT's
+        # default); a label that joins a cluster's tree starts blank (see the defaults above).
+        own["new_labels"] = "absent" if meta else "blank"
         return self._adopt(MLHAT(**{"seed": self.seed, **own, **self.tree, "no_change": False}))
 
     def _adopt(self, tree: MLHAT) -> MLHAT:
@@ -495,7 +505,7 @@ class IHOMER(MultiLabelLearner):
 
     def _meta_column(self) -> dict[int, int]:
         """Member key -> its column of the meta tree (retired columns have no key)."""
-        return {k: j for j, k in enumerate(self._meta_keys) if k is not None and k != _NEVER}
+        return {k: j for j, k in enumerate(self._meta_keys) if k is not None}
 
     def _rebuild_meta(self) -> None:
         """Meta-labels follow the current clusters: keep the columns of surviving members.
@@ -512,33 +522,29 @@ class IHOMER(MultiLabelLearner):
         current = sorted(k for k, m in self._members.items()
                          if m.cluster is not None or np.any(self._owner == k))
         if self._meta is None:
-            self._meta = self._new_tree()
-            self._meta_keys = [_NEVER]
+            self._meta = self._new_tree(meta=True)
+            self._meta_keys = []
         meta = self._meta
         column = self._meta_column()
-        live = {*current, _NEVER}
+        live = set(current)
         keys: list[int | None] = [k if k in live else None for k in self._meta_keys]
         keys += [k for k in current if k not in column]
-        meta.label_vocab.extend("never" if keys[i] == _NEVER else f"cluster-member-{keys[i]}"
+        meta.label_vocab.extend(f"cluster-member-{keys[i]}"
                                 for i in range(len(meta.label_vocab), len(keys)))
         meta._ensure(len(self.feature_vocab), len(keys))
-        never = self._meta_keys[:1] == [_NEVER]  # states saved before it have no such column
-        for j in range(len(self._meta_keys), len(keys)):
-            m = self._members[keys[j]]  # type: ignore[index]
-            if self.warm_start and m.origin in column:
-                # A new cluster's meta-label starts, like its tree, from the cluster it came from.
-                meta.copy_label(column[m.origin], j)
-            elif never and not self._label_n[m.labels].any():
-                # Labels that never occurred: their meta-label was absent from every instance
-                # the meta tree learned, and starts as the column that is never present.
-                meta.copy_label(0, j)
+        if self.warm_start:
+            # A new cluster's meta-label starts, like its tree, from the cluster it came from.
+            for j in range(len(self._meta_keys), len(keys)):
+                origin = self._members[keys[j]].origin  # type: ignore[index]
+                if origin in column:
+                    meta.copy_label(column[origin], j)
         dead = sum(k is None for k in keys)
         if dead and 3 * dead >= len(keys):
             keep = [i for i, k in enumerate(keys) if k is not None]
             if keep:
                 meta.keep_labels(keep)
             else:
-                self._meta = self._new_tree()
+                self._meta = self._new_tree(meta=True)
             keys = [keys[i] for i in keep]
         self._meta_keys = keys
 
