@@ -196,16 +196,30 @@ means of example F1 / micro F1 / subset accuracy (the script is ``bench/tune_iho
   (virus-go +0.015, langlog +0.011, medical +0.023). Starting the cluster trees' new labels
   absent too measured 0.6004 / 0.6076 / 0.3874: such a label has just begun to occur with the
   cluster's labels, and absent from every routed instance it stays off for hundreds of them.
-  Under these defaults (fifth session): ``vote_weight`` 0.1 and 0.3 0.6006 and 0.5994 example
-  F1 (0.3866, 0.3873 subset accuracy), ``decode="seen"`` 0.5855 / 0.5966 / 0.3945, no
-  handover 0.6017 / 0.6088 / 0.3883, cold starts 0.6012 / 0.6081 / 0.3873, trees decoding
-  ``"seen"`` 0.6014 / 0.6088 / 0.3883.
+  Under these defaults (fifth session): ``vote_weight`` 0.1 and 0.3 0.6006 and 0.5993 example
+  F1 (0.3866, 0.3873 subset accuracy), ``decode="seen"`` 0.5855 / 0.5966 / 0.3945,
+  ``"clusters"`` 0.5938 / 0.6030 / 0.3821, no handover 0.6017 / 0.6088 / 0.3883, cold starts
+  0.6017 / 0.6083 / 0.3881, trees decoding ``"seen"`` 0.6014 / 0.6087 / 0.3883, flat mode
+  0.6004 / 0.6068 / 0.3860 (2.4 times the time), random clusters 0.5978 / 0.6038 / 0.3842,
+  ``no_change=False`` 0.5920 / 0.5973 / 0.3823. Tried the same day and not adopted: the
+  threshold answer taken from P(cluster) P(label | cluster) at 0.5 (with the ``nonempty``
+  rule) rather than the union of the routed trees' answers, 0.5996 / 0.6060 / 0.3856
+  (medical and ohsumed gain, langlog loses), or with the rule only where the top score beats
+  the rate of empty label sets, 0.5987 / 0.6060 / 0.3873; seen sets scored by the
+  hierarchy's own factorisation, P(cluster) for each cluster a set touches times P(its
+  labels | cluster) given at least one, instead of as independent labels: 0.6024 / 0.6090 /
+  0.3869 (yeast, slashdot and tmc2007 lose subset accuracy to sets with more labels). Before
+  the new meta-labels started absent (against 0.6005 / 0.6075 / 0.3859): the rival answers
+  rated separately in four bins of how probable the row's answer is, 0.6009 / 0.6075 /
+  0.3856 (``mlhat`` lost 0.002 on all three), and the product's threshold answer rated as one
+  more rival, 0.5999 / 0.6070 / 0.3854.
 * ``max_bytes=1 GiB`` for all trees together: no anchored dataset comes near it (imdb peaks
   at 485 MiB of RSS, as the majority baseline does: that is the stream itself; delicious at
-  364 MiB); debtags with 65,536 hashed features and 598 labels holds it, at a peak RSS of
-  1,192 MiB (flat mode, with about 160 trees: 1,792 MiB; both with the kernels cached, as
-  ``bench/run.py`` measures). A budget of 768 MiB cost debtags 0.011 micro F1 and 0.041
-  subset accuracy (measured when every tree still held its own copy of the feature names).
+  449 MiB, in ``bench/run.py`` on 2026-12-02); debtags with 65,536 hashed features and 598
+  labels holds it, at a peak RSS of 1,150 MiB (flat mode, with about 160 trees, measured
+  earlier: 1,792 MiB; both with the kernels cached, as ``bench/run.py`` measures). A budget
+  of 768 MiB cost debtags 0.011 micro F1 and 0.041 subset accuracy (measured when every tree
+  still held its own copy of the feature names).
 
 Example
 -------
