@@ -32,7 +32,8 @@ theirs (a tie is no evidence; windows follow one another from the restructure on
 running both). In ``homer`` mode a
 retired tree keeps its meta-label, learned and routed to as before, until it has handed over
 all its labels. A new cluster's meta-label starts from the meta-label of the cluster its tree
-was projected from.
+was projected from; that of a cluster of labels never seen before starts as absent from every
+instance the meta tree learned (MLHAT's ``new_labels="absent"``), as it was.
 
 Exact prequential order
 -----------------------
