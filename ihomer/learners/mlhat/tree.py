@@ -600,8 +600,8 @@ class MLHAT(MultiLabelLearner):
         return self._answers(out_ptr, out_ids, out_sc)
 
     def _answers(self, ptr: np.ndarray, ids: np.ndarray, sc: np.ndarray) -> Predictions:
-        """The kernel's answers (CSR), without the never-present column should the
-        ``nonempty`` rule have named it (a tree that has learned nothing yet)."""
+        """The kernel's answers (CSR), without the never-present column: its scores stay
+        near 0, but the threshold and the ``nonempty`` rule see it as one more label."""
         m = int(ptr[-1])
         ids, sc = ids[:m], sc[:m]
         keep = ids < self._n_labels
