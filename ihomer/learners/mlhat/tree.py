@@ -86,6 +86,15 @@ _PARAMS = ("grace_period", "delta", "tau", "n_thresholds", "learning_rate",
            "seed")
 
 
+def _copy_columns(s: TreeState, dst: slice, src: slice | np.ndarray) -> None:
+    """Copy the label columns ``src`` of every per-label array into ``dst`` (a single source
+    column fills a whole ``dst``), in row blocks: no full-size temporary of the row pool."""
+    for f in LABEL_FIELDS:
+        a = getattr(s, f)
+        for i in range(0, len(a), 4096):
+            a[i:i + 4096, :, dst] = a[i:i + 4096, :, src]
+
+
 class MLHAT(MultiLabelLearner):
     """Multi-label Hoeffding adaptive tree.
 
@@ -513,11 +522,7 @@ class MLHAT(MultiLabelLearner):
         if self._never and old > 0:
             # the never column, at old - 1, is the first new label's already; copy it to the
             # other new labels and to its own new place, the last
-            for f in LABEL_FIELDS:
-                a = getattr(s, f)
-                for i in range(0, len(a), 4096):
-                    blk = a[i:i + 4096]
-                    blk[:, :, old:need] = blk[:, :, old - 1:old]
+            _copy_columns(s, slice(old, need), slice(old - 1, old))
         s.ctr[C_L] = need
 
     def _grow_features(self, n_features: int) -> None:
@@ -735,11 +740,9 @@ class MLHAT(MultiLabelLearner):
         cols = self._columns(sel)
         s = self._state
         k = len(sel)
+        _copy_columns(s, slice(0, len(cols)), cols)
         for f in LABEL_FIELDS:
-            a = getattr(s, f)
-            for i in range(0, len(a), 4096):  # in row blocks: no full-size temporary
-                a[i:i + 4096, :, :len(cols)] = a[i:i + 4096, :, cols]
-            a[:, :, len(cols):] = 0.0
+            getattr(s, f)[:, :, len(cols):] = 0.0
         bits = np.zeros_like(s.lf_lsbits)
         cnt = np.zeros_like(s.lf_lscnt)
         lf_i, lf_f = s.lf_i.copy(), s.lf_f.copy()
@@ -765,10 +768,7 @@ class MLHAT(MultiLabelLearner):
             if not 0 <= i < self._n_labels:
                 raise ValueError(f"label id {i} is not in [0, {self._n_labels})")
         s = self._state
-        for f in LABEL_FIELDS:
-            a = getattr(s, f)
-            for i in range(0, len(a), 4096):
-                a[i:i + 4096, :, dst] = a[i:i + 4096, :, src]
+        _copy_columns(s, slice(dst, dst + 1), slice(src, src + 1))
         bits = s.lf_lsbits
         on = (bits[:, :, src >> 6] >> np.uint64(src & 63)) & np.uint64(1)
         bits[:, :, dst >> 6] &= ~(np.uint64(1) << np.uint64(dst & 63))
