@@ -67,8 +67,9 @@ SUBSET_WEIGHT = 0.5
 #: learners, means of example F1 / micro F1 / subset accuracy): 0.5 took ``mlhat`` from
 #: 0.6014 / 0.6074 / 0.3894 (no prior) to 0.6001 / 0.6091 / 0.3980 and ``ihomer`` from
 #: 0.6013 / 0.6086 / 0.3885 to 0.6005 / 0.6103 / 0.3964; 1 (the exact correction) gave
-#: 0.6000 / 0.6054 / 0.3910 and 0.6015 / 0.6075 / 0.3910; 0.25 and 0.75 gained less subset
-#: accuracy than 0.5 in a first, approximate trial.
+#: 0.6000 / 0.6054 / 0.3910 and 0.6015 / 0.6075 / 0.3910; 0.25 0.5988 / 0.6074 / 0.3946 and
+#: 0.6005 / 0.6095 / 0.3945; 0.75 0.6008 / 0.6069 / 0.3943 and 0.6019 / 0.6088 / 0.3947
+#: (``bench/results/tuning.json``).
 LABELSET_PRIOR = 0.5
 #: Bound on the counts of true labels the expected F1 sums over (mass beyond it is dropped;
 #: the bound used per row is the mean count plus six standard deviations, at most this).
