@@ -610,6 +610,30 @@ def test_a_state_from_before_model_fading_continues_with_plain_sums() -> None:
     assert run(twin, rest) == run(old, rest)
 
 
+def test_a_state_from_before_the_labelset_prior_continues_without_it() -> None:
+    data = sparse_stream(2000, 60, 4, seed=16)
+    old = MLHAT(grace_period=50, delta=1e-2, labelset_prior=0.0)
+    run(old, data.slice(0, 1000))
+    state = old.state_dict()
+    # as written before the prior existed: no parameter, no counts in the seen-set table
+    del state["params"]["labelset_prior"]
+    for key in ("prior", "label_count", "n_learned"):
+        del state["labelsets"][key]
+    twin = MLHAT.from_state_dict(state)
+    assert twin.labelset_prior == 0.0 and twin._labelsets.prior == 0.0
+    rest = data.slice(1000, 2000)
+    assert run(twin, rest) == run(old, rest)
+    # the default's table keeps the counts the prior needs, and they survive a checkpoint
+    new = MLHAT(grace_period=50, delta=1e-2)
+    run(new, data.slice(0, 1000))
+    table = MLHAT.from_state_dict(new.state_dict())._labelsets
+    assert table.prior == new.labelset_prior > 0.0
+    assert table._n_learned == 1000
+    first = data.slice(0, 1000)
+    ids = first.label_ids[first.label_indptr[0]:first.label_indptr[-1]]
+    np.testing.assert_array_equal(table._label_count, np.bincount(ids, minlength=4))
+
+
 def test_model_losses_fade() -> None:
     """A faded sum of per-instance losses in [0, 1] stays below 1 / (1 - f); a plain sum
     grows with the instances."""
