@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -596,33 +597,39 @@ def test_state_dict_round_trip_predicts_and_learns_the_same() -> None:
     np.testing.assert_array_equal(twin.predict_proba_many(rest), m.predict_proba_many(rest))
 
 
-def test_a_state_from_before_model_fading_continues_with_plain_sums() -> None:
-    data = sparse_stream(2000, 60, 4, seed=14)
-    old = MLHAT(grace_period=50, delta=1e-2, model_fading=1.0)
-    run(old, data.slice(0, 1000))
+def loaded_as_older(old: MLHAT, data: Batch, strip: Callable[[dict], None]) -> MLHAT:
+    """``old`` after the first half of ``data``, checkpointed, ``strip``-ped to what an older
+    version wrote, and loaded: the twin must answer the second half as ``old`` does."""
+    run(old, data.slice(0, len(data) // 2))
     state = old.state_dict()
-    # as written before the parameter existed: no model_fading, one parameter slot fewer
-    del state["params"]["model_fading"]
-    state["prm"] = state["prm"][:P_FADE]
+    strip(state)
     twin = MLHAT.from_state_dict(state)
-    assert twin.model_fading == 1.0 and twin._prm[P_FADE] == 1.0
-    rest = data.slice(1000, 2000)
+    rest = data.slice(len(data) // 2, len(data))
     assert run(twin, rest) == run(old, rest)
+    return twin
+
+
+def test_a_state_from_before_model_fading_continues_with_plain_sums() -> None:
+    def strip(state: dict) -> None:
+        # as written before the parameter existed: no model_fading, one parameter slot fewer
+        del state["params"]["model_fading"]
+        state["prm"] = state["prm"][:P_FADE]
+
+    old = MLHAT(grace_period=50, delta=1e-2, model_fading=1.0)
+    twin = loaded_as_older(old, sparse_stream(2000, 60, 4, seed=14), strip)
+    assert twin.model_fading == 1.0 and twin._prm[P_FADE] == 1.0
 
 
 def test_a_state_from_before_the_labelset_prior_continues_without_it() -> None:
+    def strip(state: dict) -> None:
+        # as written before the prior existed: no parameter, no counts in the seen-set table
+        del state["params"]["labelset_prior"]
+        for key in ("prior", "label_count", "n_learned"):
+            del state["labelsets"][key]
+
     data = sparse_stream(2000, 60, 4, seed=16)
-    old = MLHAT(grace_period=50, delta=1e-2, labelset_prior=0.0)
-    run(old, data.slice(0, 1000))
-    state = old.state_dict()
-    # as written before the prior existed: no parameter, no counts in the seen-set table
-    del state["params"]["labelset_prior"]
-    for key in ("prior", "label_count", "n_learned"):
-        del state["labelsets"][key]
-    twin = MLHAT.from_state_dict(state)
+    twin = loaded_as_older(MLHAT(grace_period=50, delta=1e-2, labelset_prior=0.0), data, strip)
     assert twin.labelset_prior == 0.0 and twin._labelsets.prior == 0.0
-    rest = data.slice(1000, 2000)
-    assert run(twin, rest) == run(old, rest)
     # the default's table keeps the counts the prior needs, and they survive a checkpoint
     new = MLHAT(grace_period=50, delta=1e-2)
     run(new, data.slice(0, 1000))
