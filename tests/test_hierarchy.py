@@ -263,6 +263,24 @@ def test_state_dict_round_trip_continues_exactly(mode: str) -> None:
     assert twin.clustering.history == model.clustering.history
 
 
+def test_a_state_from_before_the_labelset_prior_continues_without_it() -> None:
+    stream = two_group_stream(n=2000, seed=5, swap_at=1000)
+    data = stream.data
+    model = IHOMER(n_min=50, labelset_prior=0.0).bind(stream.schema)
+    model.test_then_train_many(data.slice(0, 1200))
+    state = model.state_dict()
+    # as written before the prior existed: no parameter, no counts in the seen-set table
+    del state["params"]["labelset_prior"]
+    for key in ("prior", "label_count", "n_learned"):
+        del state["labelsets"][key]
+    twin = IHOMER.from_state_dict(state)
+    assert twin.labelset_prior == 0.0 and twin._labelsets.prior == 0.0
+    rest = data.slice(1200, 2000)
+    a, b = model.test_then_train_many(rest), twin.test_then_train_many(rest)
+    np.testing.assert_array_equal(a.indptr, b.indptr)
+    np.testing.assert_array_equal(a.label_ids, b.label_ids)
+
+
 @pytest.mark.parametrize("mode", ["flat", "homer"])
 def test_every_tree_reads_the_hierarchys_feature_names(mode: str) -> None:
     """New, warm-started and meta trees share one feature vocabulary (no copy per tree)."""
