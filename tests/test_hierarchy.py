@@ -178,6 +178,66 @@ def test_new_labels_meta_label_starts_absent_from_every_instance_before() -> Non
     assert got[:, 1].max() < 0.5  # two occurrences in 330 instances: never switched on
 
 
+def one_cluster_stream(n: int = 1500, seed: int = 0) -> InMemoryStream:
+    """Four labels that occur all together or not at all (a quarter of the instances have no
+    label), following features 0 and 1: ODAC keeps them in one cluster."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        x = (rng.random(6) < 0.5).astype(np.float64)
+        on = bool(x[0]) or bool(x[1]) if rng.random() < 0.9 else not (x[0] or x[1])
+        labels = [0, 1, 2, 3] if on else []
+        rows.append(Instance(np.arange(6, dtype=np.int32), x, np.asarray(labels, np.int32)))
+    schema = Schema(tuple(f"x{j}" for j in range(6)), tuple(f"y{j}" for j in range(4)),
+                    sparse=False, source="one-cluster")
+    return InMemoryStream(schema, Batch.from_instances(rows))
+
+
+def test_one_cluster_is_one_tree_over_all_labels() -> None:
+    """With a single cluster there is nothing to route: homer mode answers as flat mode, and as
+    one MLHAT over all labels with the same decoder, row for row; its meta tree learns every
+    instance all the same."""
+    stream = one_cluster_stream()
+    data = stream.data
+    same = {"vote_weight": 0.3, "tree": {"new_labels": "absent"}}
+    homer = IHOMER(**same).bind(stream.schema)
+    flat = IHOMER(mode="flat", **same).bind(stream.schema)
+    tree = MLHAT(vote_weight=0.3).bind(stream.schema)
+    answers = [m.test_then_train_many(data) for m in (homer, flat, tree)]
+    assert homer.clusters() == [["y0", "y1", "y2", "y3"]] and homer.n_restructures == 0
+    for other in answers[1:]:
+        np.testing.assert_array_equal(answers[0].indptr, other.indptr)
+        np.testing.assert_array_equal(answers[0].label_ids, other.label_ids)
+    assert homer._meta is not None
+    assert homer._meta.summary()["instances"] == len(data)
+    # routing from the first cluster (the rule before) gates the tree by the meta tree
+    routed = IHOMER(route_from=1, **same).bind(stream.schema).test_then_train_many(data)
+    assert not np.allclose(routed.scores, answers[0].scores)
+
+
+def test_routing_starts_warm_at_the_first_split() -> None:
+    """Until ODAC first splits the one cluster, its tree learns every instance (those with no
+    label too); the meta tree learns all along, so it routes from the split on with the whole
+    stream behind it."""
+    stream = two_group_stream(n=1500, seed=2)
+    data = stream.data
+    model = IHOMER(n_min=50).bind(stream.schema)
+    first = None
+    for i in range(0, len(data), 50):
+        model.test_then_train_many(data.slice(i, i + 50))
+        if model.n_restructures and first is None:
+            first = i + 50
+            assert model._meta.summary()["instances"] == first
+            origin = [m for m in model._members.values() if m.cluster is None]
+            assert [m.tree.summary()["instances"] for m in origin] == [first]
+    assert first is not None and first < 1000
+    # routing: the cluster trees learn only their clusters' instances from the split on
+    assert model._meta.summary()["instances"] == len(data)
+    sizes = [m.tree.summary()["instances"] for m in model._members.values()
+             if m.cluster is not None]
+    assert all(s < len(data) for s in sizes)
+
+
 def test_random_partition_has_odac_sizes() -> None:
     stream = two_group_stream(n=1500, seed=7)
     model = IHOMER(partition="random", n_min=50, seed=1)
@@ -279,6 +339,21 @@ def test_a_state_from_before_the_labelset_prior_continues_without_it() -> None:
     a, b = model.test_then_train_many(rest), twin.test_then_train_many(rest)
     np.testing.assert_array_equal(a.indptr, b.indptr)
     np.testing.assert_array_equal(a.label_ids, b.label_ids)
+
+
+def test_a_state_from_before_the_one_cluster_rule_keeps_routing() -> None:
+    stream = one_cluster_stream(seed=6)
+    data = stream.data
+    model = IHOMER(route_from=1).bind(stream.schema)
+    model.test_then_train_many(data.slice(0, 800))
+    state = model.state_dict()
+    del state["params"]["route_from"]  # as written before the parameter existed
+    twin = IHOMER.from_state_dict(state)
+    assert twin.route_from == 1
+    rest = data.slice(800, 1500)
+    a, b = model.test_then_train_many(rest), twin.test_then_train_many(rest)
+    np.testing.assert_array_equal(a.label_ids, b.label_ids)
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-12)
 
 
 @pytest.mark.parametrize("mode", ["flat", "homer"])

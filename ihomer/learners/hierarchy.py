@@ -236,6 +236,14 @@ means of example F1 / micro F1 / subset accuracy (the script is ``bench/tune_iho
   and micro F1, cal500 +0.007 on both F1, corel16k001 and genbase within 0.001. The weight
   stays at 0.2: a 0.0025 gain on the suite it was picked on does not outweigh 0.017 micro F1
   on the largest text stream, the kind a Kafka topic carries.
+* ``route_from=2`` (2026-12-07, after all of the above): with one cluster the hierarchy is
+  one tree over all labels and the meta tree only learns. Routing a single cluster had made
+  ``ihomer`` differ from ``mlhat`` on a stream with no label structure to find: on flags (one
+  cluster of 7 labels) 0.0773 subset accuracy against 0.0979 for the same tree without the
+  gate, which is exactly ``mlhat``'s answer at the same vote weight. Means 0.6009 / 0.6106 /
+  0.3974 against 0.6005 / 0.6103 / 0.3964 routing from the first cluster (flags +0.021,
+  birds +0.0015, water-quality +0.001, plant -0.002 subset accuracy, the rest unchanged);
+  routing from 3 clusters 0.5999 / 0.6093 / 0.3951, from 5 0.6000 / 0.6095 / 0.3948.
 * ``max_bytes=1 GiB`` for all trees together: no anchored dataset comes near it (imdb peaks
   at 485 MiB of RSS, as the majority baseline does: that is the stream itself; delicious at
   449 MiB, in ``bench/run.py`` on 2026-12-02); debtags with 65,536 hashed features and 598
@@ -352,6 +360,13 @@ class IHOMER(MultiLabelLearner):
         With ``no_change`` and a ``decode`` over all labels: the share of the probabilities
         that decoder chooses from that is the vote of the five most similar of the last 200
         learned instances (:class:`~ihomer.learners.decoding.Votes`); 0 for none.
+    route_from
+        Homer mode: the meta tree routes once this many trees answer for labels. With one
+        cluster there is nothing to route: its meta-label only says that the instance has a
+        label, and gating its tree by it multiplies the tree's probabilities by a second,
+        noisier estimate of what the tree itself learns from the instances without one. Until
+        then the hierarchy is one tree over all labels (flat mode's), and the meta tree learns
+        alongside it. 1 routes from the first cluster (the rule before 2026-12-07).
     seed
         Seed of the trees (Poisson weighting) and of the random partition.
     """
@@ -378,6 +393,7 @@ class IHOMER(MultiLabelLearner):
         labelset_prior: float = LABELSET_PRIOR,
         no_change: bool = True,
         vote_weight: float = 0.2,
+        route_from: int = 2,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -410,6 +426,7 @@ class IHOMER(MultiLabelLearner):
         self.no_change = no_change
         self.vote_weight = vote_weight
         self._no_change = NoChange(vote_weight=vote_weight) if no_change else None
+        self.route_from = route_from
         self.seed = seed
         self.clustering = LabelClustering(delta=cluster_delta, tau=cluster_tau, n_min=n_min,
                                           min_size=min_size, max_size=max_size)
@@ -635,6 +652,15 @@ class IHOMER(MultiLabelLearner):
             return None
         return Predictions.concat(parts)
 
+    def _routing(self) -> bool:
+        """Whether the meta tree routes now: in homer mode, once ``route_from`` trees answer
+        for labels. Before that (one cluster) the one tree learns and scores every instance, as
+        in flat mode, while the meta tree learns alongside, so that it routes warm from the
+        first split."""
+        if self.mode != "homer" or self._meta is None:
+            return False
+        return sum(1 for m in self._members.values() if m.labels) >= self.route_from
+
     def _rows_to_handover(self) -> int:
         """Rows until the next handover decision (the end of a window, or ``handover_max``):
         segments end there, so that the new owner answers from the very next instance in any
@@ -686,7 +712,9 @@ class IHOMER(MultiLabelLearner):
         scored = predict and self._labelsets is not None
         member_dense: dict[int, np.ndarray] = {}
         gate = None
-        homer = self.mode == "homer" and self._meta is not None
+        homer = self._routing()
+        if not homer and learn and self.mode == "homer" and self._meta is not None:
+            self._route(seg, False, True)  # not routing yet: the meta tree learns all the same
         if homer:
             meta_dense: list[np.ndarray] | None = [] if scored else None
             active_pred, active_true = self._route(seg, predict, learn, meta_dense)
@@ -970,8 +998,8 @@ class IHOMER(MultiLabelLearner):
         out = np.zeros((len(batch), self.n_labels))
         gate = None
         column = self._meta_column()
-        if self.mode == "homer" and self._meta is not None and self._meta_keys:
-            gate = self._meta.predict_proba_many(batch)
+        if self._routing() and self._meta_keys:
+            gate = self._meta.predict_proba_many(batch)  # type: ignore[union-attr]
         for key, m in self._members.items():
             if not m.labels:
                 continue
@@ -1019,10 +1047,11 @@ class IHOMER(MultiLabelLearner):
     def from_state_dict(cls, state: dict[str, Any]) -> IHOMER:
         """The hierarchy :meth:`state_dict` described; it predicts and learns exactly as the
         original would have."""
-        # a state saved before the no-change answer, the decoder over all labels or the
-        # neighbours' vote existed continues without them
+        # a state saved before the no-change answer, the decoder over all labels, the
+        # neighbours' vote, the label-set prior or the one-cluster rule existed continues
+        # without them
         model = cls(**{"no_change": False, "decode": "clusters", "vote_weight": 0.0,
-                       "labelset_prior": 0.0, **state["params"]})
+                       "labelset_prior": 0.0, "route_from": 1, **state["params"]})
         model._load_vocabularies(state)
         model.clustering = LabelClustering.from_state_dict(state["clustering"])
         model._partition = {int(cid): tuple(int(g) for g in labs)
