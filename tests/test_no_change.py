@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from ihomer.connectors.checkpoint import flatten, unflatten
 from ihomer.learners.base import Predictions
-from ihomer.learners.decoding import NoChange, Votes
+from ihomer.learners.decoding import EPS, VOTE_SHARES, NoChange, Votes, mix_votes
 from ihomer.learners.hierarchy import IHOMER
 from ihomer.learners.mlhat import MLHAT
 from ihomer.stream.base import Batch
@@ -194,6 +194,63 @@ def test_votes_mix_into_the_scores_by_hand() -> None:
     assert Votes(near.votes.shares, 0.0).mix(np.ones((4, 4))).tolist() == np.ones((4, 4)).tolist()
 
 
+def test_the_vote_share_is_chosen_by_its_faded_log_loss_by_hand() -> None:
+    """Shares 0 and 0.5; row 0 (rated) is mixed with share 0 (no evidence yet: the smaller),
+    then rates 0.5 better; row 1 (not rated) is mixed with 0.5. Label 1, scored 0.01 and not
+    in the vote, costs both shares the same and is left out of the loss."""
+    scores = np.array([[0.2, 0.01], [0.2, 0.01]])
+    loss = np.zeros(2)
+    mix_votes(scores, np.array([0, 1, 2]), np.array([0, 0]), np.array([1.0, 1.0]),
+              np.array([0.0, 0.5]), loss, 1.0, 0.02, np.array([0, 2, 3]),
+              np.array([0, 1, 0]), np.array([True, False]))
+    np.testing.assert_allclose(scores, [[0.2, 0.01], [0.6, 0.005]])
+    np.testing.assert_allclose(loss, [-math.log(0.2), -math.log(0.6)])
+
+
+def reference_mix(scores: np.ndarray, votes: list[dict[int, float]], shares: list[float],
+                  fade: float, eps: float, truth: list[set[int]] | None) -> tuple[np.ndarray,
+                                                                                   np.ndarray]:
+    """The chosen share, written out: every label in the loss, row by row."""
+    out = scores.copy()
+    loss = np.zeros(len(shares))
+    for i, row in enumerate(scores):
+        w = shares[int(np.argmin(loss))]
+        v = np.array([votes[i].get(lab, 0.0) for lab in range(len(row))])
+        out[i] = (1 - w) * row + w * v
+        if truth is not None:
+            y = np.array([lab in truth[i] for lab in range(len(row))])
+            q = np.clip((1 - np.array(shares))[:, None] * row + np.outer(shares, v), eps,
+                        1 - eps)
+            loss = fade * loss - np.where(y, np.log(q), np.log(1 - q)).sum(axis=1)
+    return out, loss
+
+
+probs = st.floats(0.0, 1.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 5).flatmap(lambda n_labels: st.lists(
+    st.tuples(st.lists(probs, min_size=n_labels, max_size=n_labels),
+              st.dictionaries(st.integers(0, n_labels + 1), probs, max_size=3),
+              st.sets(st.integers(0, n_labels - 1))), min_size=1, max_size=30)),
+       st.sampled_from([1.0, 0.9]), st.booleans())
+def test_the_chosen_share_matches_a_reference(rows, fade, learned) -> None:
+    """Labels the vote names beyond the scores' columns are left out, as in a fixed mix."""
+    n_labels = len(rows[0][0])
+    scores = np.array([r[0] for r in rows])
+    votes = [{lab: v for lab, v in r[1].items() if lab < n_labels} for r in rows]
+    truth = [r[2] for r in rows] if learned else None
+    ptr, ids = csr([sorted(r[1]) for r in rows])
+    sc = np.array([r[1][lab] for r in rows for lab in sorted(r[1])])
+    loss = np.zeros(len(VOTE_SHARES))
+    v = Votes(Predictions(ptr, ids, sc), 0.0, loss, fade)
+    got = v.mix(scores.copy(), csr([sorted(t) for t in truth]) if truth else None)
+    want, want_loss = reference_mix(scores, votes, VOTE_SHARES.tolist(), fade, EPS, truth)
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    # left-out labels cost every share the same: the differences between shares agree
+    np.testing.assert_allclose(loss - loss[0], want_loss - want_loss[0], atol=1e-9)
+
+
 def test_projection_and_copied_labels_rewrite_the_remembered_sets() -> None:
     nc = NoChange(k=2, vote_weight=0.5)
     nc.choose(Predictions(*csr([[0]] * 3)), same_features(3), csr([[0, 3], [1, 3], [3]]),
@@ -258,6 +315,8 @@ def test_bad_arguments_are_refused() -> None:
         NoChange(k=0)
     with pytest.raises(ValueError, match="vote_weight"):
         NoChange(vote_weight=1.5)
+    with pytest.raises(ValueError, match="vote_weight must be 'auto'"):
+        NoChange(vote_weight="sometimes")
 
 
 def test_a_checkpoint_from_before_the_nearest_row_loads() -> None:
@@ -345,6 +404,8 @@ def test_no_change_is_prequential_in_any_batching_and_survives_a_checkpoint(make
     text = json.dumps(flatten(model.state_dict(), arrays))  # the safe checkpoint format
     twin = type(model).from_state_dict(unflatten(json.loads(text), arrays))
     assert twin.params() == model.params()
+    assert model._no_change.vote_loss.min() > 0.0  # the shares' rating goes with the state
+    np.testing.assert_array_equal(twin._no_change.vote_loss, model._no_change.vote_loss)
     rest = data.slice(800, 1600)
     a, b = model.test_then_train_many(rest), twin.test_then_train_many(rest)
     np.testing.assert_array_equal(a.indptr, b.indptr)
@@ -397,8 +458,9 @@ def prototype_stream(n: int, seed: int, n_protos: int = 30, n_labels: int = 8,
 def test_the_neighbours_vote_outdoes_the_nearest_set_on_noisy_labels(make) -> None:
     data = prototype_stream(2000, seed=5)
     f1 = {w: example_f1(data, make(vote_weight=w).test_then_train_many(data), 8)
-          for w in (0.0, 0.3)}
+          for w in (0.0, 0.3, "auto")}
     assert f1[0.3] > f1[0.0] + 0.02  # measured: 0.632 -> 0.667 for both
+    assert f1["auto"] > f1[0.0] + 0.02  # the share chosen online finds it too
     whole = make().test_then_train_many(data.slice(0, 300))
     rowwise = make()
     for i in range(300):
@@ -408,11 +470,12 @@ def test_the_neighbours_vote_outdoes_the_nearest_set_on_noisy_labels(make) -> No
 
 def test_a_checkpoint_from_before_the_vote_answers_without_it() -> None:
     data = prototype_stream(600, seed=6)
-    for model in (MLHAT(grace_period=100), IHOMER(n_min=50)):
+    for model in (MLHAT(grace_period=100, vote_weight=0.3), IHOMER(n_min=50, vote_weight=0.2)):
         model.test_then_train_many(data.slice(0, 400))
         state = model.state_dict()
         weight = state["params"].pop("vote_weight")
         del state["no_change"]["vote_weight"]
+        assert state["no_change"].pop("vote_loss") is None  # a fixed weight chooses nothing
         old = type(model).from_state_dict(state)
         assert old.vote_weight == 0.0 and old._no_change.vote_weight == 0.0 < weight
         state["no_change"]["vote_weight"] = state["params"]["vote_weight"] = weight

@@ -284,7 +284,7 @@ class MultiLabelLearner:
         truth = (batch.label_indptr, batch.label_ids) if learned else None
         rows = (batch.indptr, batch.indices, batch.values)
         near = nc.neighbours(rows, truth)
-        self._votes = near.votes if nc.vote_weight > 0.0 else None
+        self._votes = near.votes if nc.votes else None
         try:
             pred = run(batch)
         finally:
