@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import numpy as np
@@ -500,10 +499,3 @@ def test_the_table_kept_for_the_kernel_matches_its_sets(steps) -> None:
         assert table.nbytes == 8 * (len(table._sets) + 1 + sum(len(s) for s in table._sets)
                                     + len(table._label_count))  # the prior's label counts
         assert table._max_len == max((len(s) for s in table._sets), default=0)
-
-
-def test_docstring_examples() -> None:
-    import ihomer.learners.decoding as module
-
-    result = doctest.testmod(module)
-    assert result.failed == 0 and result.attempted > 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numba
 import numpy as np
 import pytest
@@ -12,7 +10,6 @@ from hypothesis import strategies as st
 from river import drift as river_drift
 
 import ihomer.drift.adwin as adwin_module
-import ihomer.drift.page_hinkley as ph_module
 from ihomer.drift import (
     ADWIN,
     ADWIN_MAX_BUCKETS,
@@ -354,9 +351,3 @@ def test_page_hinkley_state_and_validation() -> None:
     assert ph_new().shape == (PH_STATE_LEN,)
     with pytest.raises(ValueError):
         ph_new(mode="sideways")
-
-
-@pytest.mark.parametrize("module", [adwin_module, ph_module])
-def test_docstring_examples(module: object) -> None:
-    result = doctest.testmod(module)
-    assert result.failed == 0 and result.attempted > 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import statistics
 from collections.abc import Callable, Sequence
 
@@ -12,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from river import metrics, utils
 
-import ihomer.evaluate.metrics as metrics_module
 from ihomer.evaluate.metrics import METRIC_NAMES, MultiLabelMetrics, RollingMultiLabelMetrics
 
 TOL = 1e-12
@@ -354,10 +352,6 @@ def test_rolling_keeps_labels_that_left_the_window_in_macro() -> None:
     assert m.get()["macro_precision"] == 1.0
     m.update_one([0], [0], 2)  # label 1 left the window but stays in river's macro average
     assert m.get()["macro_precision"] == 0.5
-
-
-def test_docstring_examples() -> None:
-    assert doctest.testmod(metrics_module).failed == 0
 
 
 def test_state_dict_round_trip_continues_identically() -> None:

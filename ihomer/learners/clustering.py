@@ -99,7 +99,7 @@ Two groups of labels that never co-occur, after a first instance that carries th
 >>> clu.partition()
 [(0, 1, 2), (3, 4, 5)]
 >>> [(c.kind, c.instance, c.after) for c in clu.history]
-[('new_labels', 0, ((0, 1, 2, 3, 4, 5),)), ('split', 49, ((0, 1, 2), (3, 4, 5)))]
+[('new_labels', 0, ((0, 1, 2, 3, 4, 5),)), ('split', 149, ((0, 1, 2), (3, 4, 5)))]
 """
 
 from __future__ import annotations

@@ -349,7 +349,7 @@ class MLHAT(MultiLabelLearner):
     >>> print(tree)
     split
         if a <= 0.454545: leaf w=216 model=logistic {}
-        if a > 0.454545: leaf w=184 model=naive_bayes {pos}
+        if a > 0.454545: leaf w=184 model=logistic {pos}
     """
 
     jitted = True
