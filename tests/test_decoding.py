@@ -441,6 +441,51 @@ def test_ihomer_decodes_over_p_cluster_times_p_label_given_cluster(monkeypatch) 
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("mode", ["homer", "flat"])
+def test_ihomer_decoder_starts_from_the_threshold_of_its_probabilities(monkeypatch,
+                                                                       mode: str) -> None:
+    """The first rival handed to the decoder over all labels: every label whose probability
+    reaches 0.5, else the top one when it beats the rate of empty label sets learned so far
+    (here a quarter of the instances have none), as one MLHAT starts from its own."""
+    from ihomer.learners.hierarchy import IHOMER
+
+    data = grouped_stream(2500, seed=1)
+    model = IHOMER(n_min=50, no_change=False, mode=mode)  # no vote: the scores are as decoded
+    model.learn_many(data)
+    empty = int(np.count_nonzero(np.diff(data.label_indptr) == 0))
+    assert model._n_empty == empty and 0 < empty < 2500
+    probe = grouped_stream(300, seed=2)
+    probe = Batch(probe.indptr, probe.indices, probe.values, np.zeros(301, np.int64),
+                  np.zeros(0, np.int64))
+    captured = []
+    decode = model._labelsets.decode
+
+    def spy(scores, first, *args, **kwargs):
+        captured.append((scores.copy(), first))
+        return decode(scores, first, *args, **kwargs)
+
+    monkeypatch.setattr(model._labelsets, "decode", spy)
+    model.predict_many(probe)
+    (scores, first), = captured
+    tops = 0
+    for i, row in enumerate(scores):
+        want = np.flatnonzero(row >= 0.5).tolist()
+        if not want and row.max() * 2500 > empty:
+            want = [int(row.argmax())]
+            tops += 1
+        assert first.row(i).tolist() == want, i
+    assert tops > 0  # the nonempty rule was exercised
+    union = IHOMER(n_min=50, no_change=False, mode=mode, first_rival="union")
+    union.learn_many(data)
+    unions = []
+    monkeypatch.setattr(union._labelsets, "decode",
+                        lambda scores, first, *a, **k: unions.append(first) or first)
+    union.predict_many(probe)
+    if mode == "homer":  # routed trees' answers are not the threshold of the product
+        assert [unions[0].row(i).tolist() for i in range(300)] != [
+            first.row(i).tolist() for i in range(300)]
+
+
 @pytest.mark.parametrize("decode", ["clusters", "seen", "f1"])
 def test_ihomer_decoding_is_prequential_and_survives_a_checkpoint(decode: str) -> None:
     """Row by row (predict, then learn) and in one batch answer alike, handovers included

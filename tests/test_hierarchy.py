@@ -254,6 +254,8 @@ def test_rejects_bad_parameters() -> None:
         IHOMER(mode="tree")
     with pytest.raises(ValueError, match="partition"):
         IHOMER(partition="kmeans")
+    with pytest.raises(ValueError, match="first_rival"):
+        IHOMER(first_rival="vote")
 
 
 def test_real_dataset_runs_every_instance() -> None:
@@ -315,6 +317,7 @@ def test_state_dict_round_trip_continues_exactly(mode: str) -> None:
     twin = IHOMER.from_state_dict(unflatten(json.loads(text), arrays))
     assert twin.params() == model.params()
     assert twin.clusters() == model.clusters()
+    assert twin._n_empty == model._n_empty > 0  # the nonempty rule's count goes along
     rest = data.slice(1200, 2000)
     a, b = model.test_then_train_many(rest), twin.test_then_train_many(rest)
     np.testing.assert_array_equal(a.indptr, b.indptr)
@@ -344,12 +347,14 @@ def test_a_state_from_before_the_labelset_prior_continues_without_it() -> None:
 def test_a_state_from_before_the_one_cluster_rule_keeps_routing() -> None:
     stream = one_cluster_stream(seed=6)
     data = stream.data
-    model = IHOMER(route_from=1).bind(stream.schema)
+    model = IHOMER(route_from=1, first_rival="union").bind(stream.schema)
     model.test_then_train_many(data.slice(0, 800))
     state = model.state_dict()
-    del state["params"]["route_from"]  # as written before the parameter existed
+    for key in ("route_from", "first_rival"):  # as written before the parameters existed
+        del state["params"][key]
+    del state["n_empty"]
     twin = IHOMER.from_state_dict(state)
-    assert twin.route_from == 1
+    assert twin.route_from == 1 and twin.first_rival == "union"
     rest = data.slice(800, 1500)
     a, b = model.test_then_train_many(rest), twin.test_then_train_many(rest)
     np.testing.assert_array_equal(a.label_ids, b.label_ids)
