@@ -876,7 +876,8 @@ class NoChange:
     iHOMER, whose probabilities had the lower log loss, 0.3 for MLHAT). Measured on the 21
     anchored shared datasets (2026-12-07, example F1 / micro F1 / subset accuracy): MLHAT
     0.6032 / 0.6126 / 0.3981 against 0.6001 / 0.6091 / 0.3980 at its fixed 0.3, iHOMER
-    0.6034 / 0.6127 / 0.3975 against 0.6002 / 0.6093 / 0.3947 at its 0.2. With the rating
+    0.6034 / 0.6127 / 0.3975 against 0.6002 / 0.6093 / 0.3947 at its 0.2 (before its
+    decoder's first rival became the threshold of its probabilities). With the rating
     patched for the run (not options), MLHAT measured 0.6036 / 0.6125 / 0.3988 by the Brier
     score and 0.6036 / 0.6124 / 0.3994 faded by 0.999; iHOMER moved alike.
 
