@@ -880,9 +880,7 @@ class IHOMER(MultiLabelLearner):
             # including the chunk's first row that carries it
             unseen = np.flatnonzero(~known)
             if learn and len(unseen):
-                first = np.full(n_labels, b - a)
-                row_of = np.repeat(np.arange(b - a), np.diff(part.label_indptr))
-                np.minimum.at(first, part.label_ids, row_of)
+                first = _first_rows(part, n_labels)
                 before = np.arange(b - a)[:, None] <= first[None, unseen]
                 probs[:, unseen] = np.where(before, 0.0, probs[:, unseen])
                 known[part.label_ids] = True
@@ -1240,6 +1238,15 @@ def _mix(seed: int, x: int) -> int:
     return z ^ (z >> 31)
 
 
+def _first_rows(rows: Batch, n_labels: int) -> np.ndarray:
+    """Each label's first row among ``rows`` that carries it (``len(rows)`` where none does)."""
+    n = len(rows)
+    first = np.full(n_labels, n)
+    row_of = np.repeat(np.arange(n), np.diff(rows.label_indptr))
+    np.minimum.at(first, np.asarray(rows.label_ids, np.int64), row_of)
+    return first
+
+
 def _unlearned_out(pred: Predictions, seg: Batch, learn: bool, known: np.ndarray
                    ) -> Predictions:
     """``pred`` without the labels not learned yet (``~known``), on every row up to and
@@ -1250,10 +1257,7 @@ def _unlearned_out(pred: Predictions, seg: Batch, learn: bool, known: np.ndarray
     if known.all():
         return pred
     n = len(seg)
-    first = np.full(len(known), n)
-    if learn:
-        rows = np.repeat(np.arange(n), np.diff(seg.label_indptr))
-        np.minimum.at(first, np.asarray(seg.label_ids, np.int64), rows)
+    first = _first_rows(seg, len(known)) if learn else np.full(len(known), n)
     rows = np.repeat(np.arange(n), np.diff(pred.indptr))
     ids = np.asarray(pred.label_ids, np.int64)
     drop = ~known[ids] & (rows <= first[ids])
