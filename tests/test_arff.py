@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ihomer.stream.arff import read_arff, read_text
-from ihomer.stream.base import StreamError
+from ihomer.stream.base import MAX_ABS_VALUE, StreamError
 from ihomer.stream.labels import (
     LabelSpec,
     label_attribute_indices,
@@ -130,7 +130,9 @@ def arff_files(draw: st.DrawFn) -> tuple[GeneratedFile, str]:
         relation = f"r: -C {count}" + draw(st.sampled_from(["", " -I 0-weka.filters.A-R1"]))
 
     is_label = {id(a) for a in labels}
-    finite = st.floats(allow_nan=False, allow_infinity=False) | st.integers(-3, 3).map(float)
+    # every value a learner can take (beyond MAX_ABS_VALUE the reader refuses it, tested apart)
+    finite = (st.floats(-MAX_ABS_VALUE, MAX_ABS_VALUE, allow_nan=False)
+              | st.integers(-3, 3).map(float))
     rows = []
     for _ in range(draw(st.integers(0, 6))):
         row = []
@@ -409,6 +411,11 @@ HEAD = "@relation bad\n@attribute x numeric\n@attribute c {u,v}\n@attribute y {0
         ("1,'w w',1\n", 6, "c", "not in the nominal domain"),
         ("1,u,1\nabc,u,0\n", 7, "x", "not a number"),
         ("{0 1e}\n", 6, "x", "not a number"),
+        ("1,u,1\ninf,u,0\n", 7, "x", "not a finite number"),
+        ("-Infinity,u,0\n", 6, "x", "not a finite number"),
+        ("nan,u,0\n", 6, "x", "a missing value is '?'"),
+        ("1e400,u,0\n", 6, "x", "not a finite number"),
+        ("{0 -2e101}\n", 6, "x", "within ±1e+100"),
         ("1,u,2\n", 6, "y", "not in the nominal domain"),
         ("1,u,?\n", 6, "y", "label value cannot be missing"),
         ("1,,1\n", 6, "c", "empty value"),

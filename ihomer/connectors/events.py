@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ihomer.learners.base import Vocabulary
-from ihomer.stream.base import INDEX_DTYPE, VALUE_DTYPE
+from ihomer.stream.base import INDEX_DTYPE, MAX_ABS_VALUE, VALUE_DTYPE
 
 #: Why a message was dead-lettered (each has a counter in the service's metrics).
 REASONS: tuple[str, ...] = (
@@ -48,6 +48,7 @@ REASONS: tuple[str, ...] = (
     "missing_field",      # no id, or neither features, text nor labels
     "wrong_type",         # a field of the wrong JSON type
     "non_finite",         # NaN or an infinity among the feature values
+    "out_of_range",       # a feature value beyond ±MAX_ABS_VALUE (1e100)
     "wrong_dimension",    # a dense row whose length differs from the schema's feature count
     "bad_feature_index",  # a sparse index that is negative, too large or repeated
     "unknown_feature",    # a feature name or index the model does not know (policy: reject)
@@ -95,18 +96,22 @@ def _number(value: object, where: str) -> float:
         raise Rejected("non_finite", f"{where}: {value} does not fit a float") from None
     if not math.isfinite(x):
         raise Rejected("non_finite", f"{where}: {x} is not finite")
+    if abs(x) > MAX_ABS_VALUE:
+        raise Rejected("out_of_range", f"{where}: {x:g} is beyond ±{MAX_ABS_VALUE:g}, the "
+                       "largest magnitude the learners' statistics hold")
     return x
 
 
 def _plain_numbers(values: list[object]) -> np.ndarray | None:
-    """``values`` as floats when all are finite ints or floats (not bools), else ``None``."""
+    """``values`` as floats when all are ints or floats (not bools) within ±MAX_ABS_VALUE,
+    else ``None``."""
     if not all(type(v) is float or type(v) is int for v in values):
         return None
     try:
         arr = np.asarray(values, dtype=VALUE_DTYPE)
     except OverflowError:
         return None
-    return arr if np.isfinite(arr).all() else None
+    return arr if (np.abs(arr) <= MAX_ABS_VALUE).all() else None
 
 
 class EventParser:

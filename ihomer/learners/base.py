@@ -17,17 +17,40 @@ batch and ids in the model agree.
 ``test_then_train_many`` is the exact prequential protocol in one call: each row is predicted
 with the model as it stands and then learned, in order. Learners with jitted kernels override
 it to run the whole loop without returning to Python per row.
+
+Feature values are checked where they come in, before any of the model changes:
+
+* a **missing** value (NaN: how the ARFF reader stores ``?``; ``None`` on the river face) is
+  left out of its row, so every learner sees the feature as absent, which in this project's
+  sparse convention means 0. The learner counts them (``n_missing``) and warns once, naming the
+  first one. MOA and river skip a missing value when they update a feature's statistics; the
+  kernels here have no "missing" state, and 0 is what a sparse row says of every feature it
+  does not list.
+* an infinite value, one beyond ±1e100 (:data:`~ihomer.stream.base.MAX_ABS_VALUE`), or one
+  that is not a number at all raises a ``ValueError`` naming the row and the feature, and the
+  model is left as it was: such a value would turn the statistics it enters into NaNs for
+  good, and every answer they give after it.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from numbers import Real
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ihomer.stream.base import INDEX_DTYPE, PTR_DTYPE, VALUE_DTYPE, Batch, Schema
+from ihomer.stream.base import (
+    INDEX_DTYPE,
+    MAX_ABS_VALUE,
+    PTR_DTYPE,
+    VALUE_DTYPE,
+    Batch,
+    Schema,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -140,7 +163,17 @@ def _labels_from_y(y: Mapping[Label, bool] | Iterable[Label]) -> list[Label]:
         return [k for k, v in y.items() if v]
     if isinstance(y, (str, bytes)):
         raise TypeError("y must be a {label: bool} dict or an iterable of labels, not a string")
+    if not isinstance(y, Iterable):
+        raise TypeError(f"y must be a {{label: bool}} dict or an iterable of labels (an empty "
+                        f"one for no label), not {type(y).__name__}")
     return list(y)
+
+
+def _unusable(value: float) -> str:
+    if math.isinf(value):
+        return f"{value} is not a finite number (a missing value is NaN, or None in a dict)"
+    return (f"{value:g} is beyond ±{MAX_ABS_VALUE:g}, the largest magnitude the learners' "
+            "statistics hold (rescale the feature)")
 
 
 class MultiLabelLearner:
@@ -170,6 +203,9 @@ class MultiLabelLearner:
         self._n_labels = 0
         self._n_features = 0
         self._no_change: NoChange | None = None
+        #: missing feature values (NaN, ``None``) left out of the rows that came in so far (a
+        #: row predicted by one call and learned by another counts in both)
+        self.n_missing = 0
         #: while a batch is being answered: its rows' votes of their nearest recent instances,
         #: for a decoder that mixes them into its probabilities (rows of that batch)
         self._votes: Votes | None = None
@@ -198,7 +234,10 @@ class MultiLabelLearner:
             self._n_labels = n_labels
             self._grow_labels(n_labels)
 
-    def _ensure_batch(self, batch: Batch) -> None:
+    def _ensure_batch(self, batch: Batch) -> Batch:
+        """``batch`` as the model takes it (see the module docstring on feature values), with
+        room made for its feature and label ids."""
+        batch = self._checked(batch)
         nf = int(batch.indices.max()) + 1 if len(batch.indices) else 0
         nl = int(batch.label_ids.max()) + 1 if len(batch.label_ids) else 0
         if nf > len(self.feature_vocab) or nl > len(self.label_vocab):
@@ -210,6 +249,38 @@ class MultiLabelLearner:
                         name = "_" + name
                     vocab.add(name)
         self._ensure(len(self.feature_vocab), len(self.label_vocab))
+        return batch
+
+    def _checked(self, batch: Batch) -> Batch:
+        """``batch`` without its missing values; a ValueError for an unusable one."""
+        usable = np.abs(batch.values) <= MAX_ABS_VALUE  # False for NaN
+        if usable.all():
+            return batch
+        bad = np.flatnonzero(~usable)
+        wrong = bad[~np.isnan(batch.values[bad])]
+        first = int(wrong[0] if len(wrong) else bad[0])
+        row = int(np.searchsorted(batch.indptr, first, side="right")) - 1
+        fid = int(batch.indices[first])
+        names = self.feature_vocab.names
+        where = (f"event {batch.event_ids[row]!r}" if batch.event_ids is not None
+                 else f"row {row} of the batch")
+        feature = repr(names[fid]) if fid < len(names) else f"id {fid}"
+        if len(wrong):
+            raise ValueError(f"{where}, feature {feature}: {_unusable(batch.values[first])}")
+        self._missing(len(bad), f"{where}, feature {feature}", 4)  # the caller of a *_many
+        keep = np.repeat(np.arange(len(batch)), np.diff(batch.indptr))[usable]
+        indptr = np.zeros(len(batch) + 1, PTR_DTYPE)
+        np.cumsum(np.bincount(keep, minlength=len(batch)), out=indptr[1:])
+        return Batch(indptr, batch.indices[usable], batch.values[usable], batch.label_indptr,
+                     batch.label_ids, event_ids=batch.event_ids, event_times=batch.event_times,
+                     texts=batch.texts)
+
+    def _missing(self, count: int, first: str, stacklevel: int) -> None:
+        if self.n_missing == 0:
+            warnings.warn(f"{type(self).__name__}: missing feature values are left out of their "
+                          f"rows (read as absent, i.e. 0); the first: {first}",
+                          stacklevel=stacklevel + 1)
+        self.n_missing += count
 
     @property
     def n_labels(self) -> int:
@@ -256,8 +327,7 @@ class MultiLabelLearner:
     # ------------------------------------------------------------------ array face
     def learn_many(self, batch: Batch) -> None:
         """Learn every row of ``batch`` in order."""
-        self._ensure_batch(batch)
-        self._learn_rows(batch)
+        self._learn_rows(self._ensure_batch(batch))
 
     def _learn_rows(self, batch: Batch) -> None:
         # With the no-change answer, learning predicts too, so that both answers are rated on
@@ -269,7 +339,7 @@ class MultiLabelLearner:
 
     def predict_many(self, batch: Batch) -> Predictions:
         """Predict every row of ``batch`` with the current model (no learning)."""
-        self._ensure_batch(batch)
+        batch = self._ensure_batch(batch)
         return self._answered(batch, False, self._predict_batch)
 
     def _answered(self, batch: Batch, learned: bool,
@@ -293,12 +363,12 @@ class MultiLabelLearner:
 
     def predict_proba_many(self, batch: Batch) -> np.ndarray:
         """``(n_rows, n_labels)`` probabilities of each label."""
-        self._ensure_batch(batch)
+        batch = self._ensure_batch(batch)
         return self._scores_batch(batch)
 
     def test_then_train_many(self, batch: Batch) -> Predictions:
         """Predict each row with the model as it stands, then learn it: exact prequential."""
-        self._ensure_batch(batch)
+        batch = self._ensure_batch(batch)
         return self._answered(batch, True, self._test_then_train_batch)
 
     # ------------------------------------------------------------------ river face
@@ -310,12 +380,30 @@ class MultiLabelLearner:
                                             batch.values[a:b].tolist(), strict=True)}
 
     def _row_from_x(self, x: Mapping[FeatureKey, float], grow: bool) -> Batch:
+        if not isinstance(x, Mapping):
+            raise TypeError(f"x must be a {{feature: value}} dict, not {type(x).__name__}")
+        values: list[tuple[FeatureKey, float]] = []
+        missing: list[FeatureKey] = []
+        for k, v in x.items():  # every value checked before the vocabulary grows
+            if v is None or (isinstance(v, Real) and v != v):  # None, or NaN
+                missing.append(k)
+                continue
+            if not isinstance(v, Real):
+                raise ValueError(f"feature {k!r}: {v!r} is not a number")
+            try:
+                fv = float(v)
+            except OverflowError:
+                raise ValueError(f"feature {k!r}: an integer beyond float64's range") from None
+            if not abs(fv) <= MAX_ABS_VALUE:
+                raise ValueError(f"feature {k!r}: {_unusable(fv)}")
+            values.append((k, fv))
+        if missing:
+            self._missing(len(missing), f"feature {missing[0]!r}", 3)  # the caller of *_one
         items = []
-        for k, v in x.items():
+        for k, fv in values:
             fid = self.feature_vocab.add(k) if grow else self.feature_vocab.get(k)
             if fid is None:
                 continue  # a feature the model never saw carries no information yet
-            fv = float(v)
             if fv != 0.0:
                 items.append((fid, fv))
         items.sort()
@@ -327,8 +415,9 @@ class MultiLabelLearner:
     def learn_one(self, x: Mapping[FeatureKey, float],
                   y: Mapping[Label, bool] | Iterable[Label]) -> None:
         """Learn one instance; new features and new labels get ids on the fly."""
+        names = _labels_from_y(y)  # checked before x's features join the vocabulary
         row = self._row_from_x(x, grow=True)
-        lab = sorted({self.label_vocab.add(name) for name in _labels_from_y(y)})
+        lab = sorted({self.label_vocab.add(name) for name in names})
         if isinstance(y, Mapping):
             for name in y:  # labels named as absent are still part of the label set
                 self.label_vocab.add(name)

@@ -13,7 +13,8 @@ Conventions of the returned :class:`~ihomer.stream.base.InMemoryStream`:
   layout was and a learner never has to know it.
 * A nominal value is stored as its index in the attribute's domain (the domain is kept in
   ``Schema.nominal``); index 0 is therefore absent, exactly as in sparse ARFF.
-* A missing value ``?`` of a feature is stored explicitly as NaN; a missing label is an error,
+* A missing value ``?`` of a feature is stored explicitly as NaN (the learners read it as absent;
+  see :mod:`ihomer.learners.base`); a missing label is an error,
   because "not present" and "unknown" must not be silently merged.
 * Label attributes must be binary (nominal ``{0,1}`` or numeric 0/1); value 1 means present.
   ``label_ids`` holds the sorted ids of the present labels.
@@ -44,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ihomer.stream.base import Batch, InMemoryStream, Schema, StreamError
+from ihomer.stream.base import MAX_ABS_VALUE, Batch, InMemoryStream, Schema, StreamError
 from ihomer.stream.labels import (
     LabelSpec,
     label_attribute_indices,
@@ -529,6 +530,13 @@ def _convert(rows: _Rows, attributes: list[_Attribute], source: str) -> np.ndarr
                         f"{rows.token[k]!r} is not a number",
                     ) from None
             raise  # float() accepted every token after all: a NumPy quirk worth seeing
+        # NumPy also reads 'inf', 'nan' and 1e400 (as inf): no learner can use those
+        unusable = ~(np.abs(values[numeric]) <= MAX_ABS_VALUE)
+        if unusable.any():
+            k = int(np.flatnonzero(numeric)[np.argmax(unusable)])
+            raise StreamError(source, int(rows.line[rows.row[k]]), attributes[rows.attr[k]].name,
+                              f"{rows.token[k]!r} is not a finite number within "
+                              f"±{MAX_ABS_VALUE:g} (a missing value is '?')")
 
     nominal = np.flatnonzero(~numeric_attr[rows.attr] & ~missing)
     if len(nominal):

@@ -27,6 +27,10 @@ import numpy as np
 INDEX_DTYPE = np.int32
 VALUE_DTYPE = np.float64
 PTR_DTYPE = np.int64
+#: The largest magnitude a feature value may have. The trees keep sums of squared values (the
+#: variances of their Gaussian estimators), which overflow to infinity, and then turn every
+#: probability they enter into NaN, for values near 1e154; 1e100 leaves them ample room.
+MAX_ABS_VALUE = 1e100
 
 
 class StreamError(ValueError):

@@ -684,7 +684,7 @@ class MLHAT(MultiLabelLearner):
         The answer of the last learned instances (``no_change``) would learn every row, so the
         two do not go together.
         """
-        self._ensure_batch(batch)
+        batch = self._ensure_batch(batch)
         if learn is not None:
             if self._no_change is not None:
                 raise ValueError("test_then_train_scored: a learn mask needs no_change=False")
@@ -697,7 +697,7 @@ class MLHAT(MultiLabelLearner):
 
     def predict_scored(self, batch: Batch) -> tuple[Predictions, np.ndarray]:
         """:meth:`predict_many`, with the probabilities each row was answered from."""
-        self._ensure_batch(batch)
+        batch = self._ensure_batch(batch)
         keep: list[np.ndarray] = []
         pred = self._answered(batch, False, lambda b: self._predict_scored(b, keep))
         return pred, keep[0]

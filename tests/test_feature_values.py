@@ -1,0 +1,178 @@
+"""Feature values at the learners' door: missing ones are read as absent, unusable ones are
+refused with the row and the feature named, and a refused call leaves the model as it was."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ihomer.learners.registry import make
+from ihomer.stream.arff import read_arff
+from ihomer.stream.base import INDEX_DTYPE, MAX_ABS_VALUE, PTR_DTYPE, Batch
+
+LEARNERS = ["mlhat", "ihomer", "majority", "river-br-nb"]
+
+
+def stream(n: int, seed: int, n_features: int = 4) -> Batch:
+    """A small dense stream whose two labels follow the first two features."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, n_features))
+    y = np.column_stack([x[:, 0] > 0, x[:, 1] > 0.5])
+    return Batch(np.arange(0, n * n_features + 1, n_features, dtype=PTR_DTYPE),
+                 np.tile(np.arange(n_features, dtype=INDEX_DTYPE), n), x.ravel(),
+                 np.concatenate([[0], np.cumsum(y.sum(axis=1))]).astype(PTR_DTYPE),
+                 np.concatenate([np.flatnonzero(r) for r in y]).astype(INDEX_DTYPE))
+
+
+def with_nans(batch: Batch, where: np.ndarray) -> Batch:
+    values = batch.values.copy()
+    values[where] = np.nan
+    return Batch(batch.indptr, batch.indices, values, batch.label_indptr, batch.label_ids)
+
+
+def without(batch: Batch, where: np.ndarray) -> Batch:
+    """``batch`` with the entries ``where`` left out (what a missing value should mean)."""
+    keep = np.ones(len(batch.values), np.bool_)
+    keep[where] = False
+    rows = np.repeat(np.arange(len(batch)), np.diff(batch.indptr))[keep]
+    indptr = np.zeros(len(batch) + 1, PTR_DTYPE)
+    np.cumsum(np.bincount(rows, minlength=len(batch)), out=indptr[1:])
+    return Batch(indptr, batch.indices[keep], batch.values[keep], batch.label_indptr,
+                 batch.label_ids)
+
+
+def fresh(name: str, n_features: int = 4):
+    model = make(name)
+    for j in range(n_features):
+        model.feature_vocab.add(f"x{j}")
+    model.label_vocab.add("a")
+    model.label_vocab.add("b")
+    return model
+
+
+def answers(model, batch: Batch) -> list[list[int]]:
+    pred = model.predict_many(batch)
+    return [pred.row(i).tolist() for i in range(len(pred))]
+
+
+@pytest.mark.parametrize("name", ["mlhat", "ihomer"])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**16), rate=st.sampled_from([0.05, 0.3, 1.0]))
+def test_a_missing_value_is_the_entry_left_out(name, seed, rate):
+    data = stream(400, seed)
+    where = np.flatnonzero(np.random.default_rng(seed + 1).random(len(data.values)) < rate)
+    gappy, reference = fresh(name), fresh(name)
+    with pytest.warns(UserWarning, match="missing feature values") as caught:
+        got = gappy.test_then_train_many(with_nans(data, where))
+    assert len(caught) == 1  # once, not per batch or per value
+    want = reference.test_then_train_many(without(data, where))
+    assert got.indptr.tolist() == want.indptr.tolist()
+    assert got.label_ids.tolist() == want.label_ids.tolist()
+    assert gappy.n_missing == len(where)
+    probe = stream(50, seed + 2)
+    assert answers(gappy, probe) == answers(reference, probe)
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+def test_the_river_face_reads_none_and_nan_as_absent(name):
+    data = stream(120, 3)
+    one, ref = fresh(name), fresh(name)
+    nan_at = {5, 17, 40, 41, 90}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for i in range(len(data)):
+            a, b = data.indptr[i], data.indptr[i + 1]
+            x = {f"x{j}": float(v) for j, v in zip(data.indices[a:b], data.values[a:b],
+                                                   strict=True)}
+            present = data.label_ids[data.label_indptr[i]:data.label_indptr[i + 1]].tolist()
+            y = {"a": 0 in present, "b": 1 in present}
+            kept = dict(x)
+            if i in nan_at:
+                x["x0"] = None if i % 2 else float("nan")
+                del kept["x0"]
+            assert one.predict_one(x) == ref.predict_one(kept)
+            one.learn_one(x, y)
+            ref.learn_one(kept, y)
+    assert one.n_missing == 2 * len(nan_at)  # each row came in twice: predicted, then learned
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+@pytest.mark.parametrize(("value", "message"), [
+    (np.inf, "inf is not a finite number"),
+    (-np.inf, "-inf is not a finite number"),
+    (2e101, "beyond ±1e+100"),
+    (-MAX_ABS_VALUE * 1.5, "beyond ±1e+100"),
+])
+def test_an_unusable_value_is_refused_and_the_model_kept(name, value, message):
+    data = stream(200, 11)
+    model, twin = fresh(name), fresh(name)
+    model.test_then_train_many(data.slice(0, 150))
+    twin.test_then_train_many(data.slice(0, 150))
+    bad = data.slice(150, 200)
+    values = bad.values.copy()
+    values[4 * 7 + 2] = value  # row 7, feature x2
+    poisoned = Batch(bad.indptr, bad.indices, values, bad.label_indptr, bad.label_ids)
+    for call in (model.test_then_train_many, model.learn_many, model.predict_many,
+                 model.predict_proba_many):
+        with pytest.raises(ValueError,
+                           match=f"row 7 of the batch, feature 'x2': .*{re.escape(message)}"):
+            call(poisoned)
+    x = {"x0": 0.5, "x2": float(value)}
+    for one in (model.predict_one, model.predict_proba_one,
+                lambda x: model.learn_one(x, {"a"})):
+        with pytest.raises(ValueError, match=f"feature 'x2': .*{re.escape(message)}"):
+            one(x)
+    with pytest.raises(ValueError, match="feature 'new': "):
+        model.learn_one({"x0": 0.5, "new": float(value)}, {"a"})
+    assert "new" not in model.feature_vocab  # refused before the vocabulary grew
+    probe = stream(60, 12)
+    assert answers(model, probe) == answers(twin, probe)
+    model.test_then_train_many(bad)
+    twin.test_then_train_many(bad)
+    assert answers(model, probe) == answers(twin, probe)
+
+
+def test_an_event_id_names_the_refused_row():
+    data = stream(10, 1)
+    values = data.values.copy()
+    values[9] = np.inf
+    bad = Batch(data.indptr, data.indices, values, data.label_indptr, data.label_ids,
+                event_ids=[f"e{i}" for i in range(10)])
+    with pytest.raises(ValueError, match="event 'e2', feature 'x1': inf"):
+        fresh("mlhat").test_then_train_many(bad)
+
+
+@pytest.mark.parametrize(("x", "y", "error", "message"), [
+    ({"x0": "red"}, {"a"}, ValueError, "feature 'x0': 'red' is not a number"),
+    ({"x0": [1.0]}, {"a"}, ValueError, r"feature 'x0': \[1.0\] is not a number"),
+    ({"x0": 10**400}, {"a"}, ValueError, "feature 'x0': an integer beyond float64"),
+    ({"x0": 1.0}, None, TypeError, "not NoneType"),
+    ({"x0": 1.0}, 3, TypeError, "not int"),
+    ([("x0", 1.0)], {"a"}, TypeError, "x must be a {feature: value} dict, not list"),
+])
+def test_the_river_face_names_what_it_cannot_read(x, y, error, message):
+    model = fresh("ihomer")
+    model.learn_one({"x0": 1.0, "x1": 0.0}, {"a"})
+    before = len(model.feature_vocab), len(model.label_vocab)
+    with pytest.raises(error, match=message):
+        model.learn_one(x, y)
+    assert (len(model.feature_vocab), len(model.label_vocab)) == before
+
+
+def test_a_file_with_missing_values_replays(tmp_path):
+    path = tmp_path / "gappy.arff"
+    rows = [f"{'?' if i % 5 == 0 else i % 3},{(i * 7) % 4},{i % 2},{(i // 2) % 2}"
+            for i in range(300)]
+    path.write_text("@relation gappy\n@attribute a numeric\n@attribute b numeric\n"
+                    "@attribute y1 {0,1}\n@attribute y2 {0,1}\n@data\n" + "\n".join(rows) + "\n")
+    s = read_arff(path, "last:2")
+    assert np.isnan(s.data.values).sum() == 60
+    model = make("ihomer").bind(s.schema)
+    with pytest.warns(UserWarning, match="row 0 of the batch, feature 'a'"):
+        pred = model.test_then_train_many(s.data)
+    assert len(pred) == 300 and model.n_missing == 60
