@@ -18,7 +18,8 @@ batch and ids in the model agree.
 with the model as it stands and then learned, in order. Learners with jitted kernels override
 it to run the whole loop without returning to Python per row.
 
-Feature values are checked where they come in, before any of the model changes:
+Batches are checked where they come in, before any of the model changes: their layout
+(:meth:`~ihomer.stream.base.Batch.check`), and their feature values:
 
 * a **missing** value (NaN: how the ARFF reader stores ``?``; ``None`` on the river face) is
   left out of its row, so every learner sees the feature as absent, which in this project's
@@ -252,7 +253,9 @@ class MultiLabelLearner:
         return batch
 
     def _checked(self, batch: Batch) -> Batch:
-        """``batch`` without its missing values; a ValueError for an unusable one."""
+        """``batch`` without its missing values; a ValueError for an unusable one, or for a
+        batch that breaks the CSR contract (:meth:`~ihomer.stream.base.Batch.check`)."""
+        batch.check()
         usable = np.abs(batch.values) <= MAX_ABS_VALUE  # False for NaN
         if usable.all():
             return batch

@@ -129,6 +129,48 @@ class Batch:
     def __len__(self) -> int:
         return len(self.indptr) - 1
 
+    def check(self) -> None:
+        """Raise a ValueError naming the first row that breaks the CSR contract: pointers that
+        start at 0, never decrease and end at their arrays' length; ids that are not negative
+        and increase within each row (sorted, none repeated). The jitted kernels take all of it
+        on trust: there a negative id or a pointer past the end reads or writes outside an
+        array, which can crash the process.
+
+        >>> Batch([0, 2], [3, 1], [1.0, 1.0], [0, 0], []).check()
+        Traceback (most recent call last):
+        ...
+        ValueError: row 0: feature ids must increase within a row (3, then 1)
+        """
+        for what, ptr, ids in (("feature", self.indptr, self.indices),
+                               ("label", self.label_indptr, self.label_ids)):
+            if len(ptr) == 0 or ptr[0] != 0:
+                raise ValueError(f"{what} pointers must start at 0")
+            down = np.flatnonzero(np.diff(ptr) < 0)
+            if len(down):
+                r = int(down[0])
+                raise ValueError(f"row {r}: {what} pointers decrease ({ptr[r]}, then "
+                                 f"{ptr[r + 1]})")
+            if ptr[-1] != len(ids):
+                raise ValueError(f"{what} pointers end at {ptr[-1]}, but there are {len(ids)} "
+                                 f"{what} ids")
+            neg = np.flatnonzero(ids < 0)
+            if len(neg):
+                r = int(np.searchsorted(ptr, neg[0], side="right")) - 1
+                raise ValueError(f"row {r}: {what} id {ids[neg[0]]} is negative")
+            if len(ids) > 1:
+                bad = np.diff(ids) <= 0
+                starts = ptr[1:-1]
+                bad[starts[(starts > 0) & (starts < len(ids))] - 1] = False  # across rows
+                at = np.flatnonzero(bad)
+                if len(at):
+                    j = int(at[0])
+                    r = int(np.searchsorted(ptr, j, side="right")) - 1
+                    raise ValueError(f"row {r}: {what} ids must increase within a row "
+                                     f"({ids[j]}, then {ids[j + 1]})")
+        if len(self.values) != len(self.indices):
+            raise ValueError(f"{len(self.values)} feature values for {len(self.indices)} "
+                             "feature ids")
+
     def row(self, i: int) -> Instance:
         a, b = self.indptr[i], self.indptr[i + 1]
         c, d = self.label_indptr[i], self.label_indptr[i + 1]

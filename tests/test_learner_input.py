@@ -1,5 +1,6 @@
-"""Feature values at the learners' door: missing ones are read as absent, unusable ones are
-refused with the row and the feature named, and a refused call leaves the model as it was."""
+"""What comes in at the learners' door: batches that break the CSR contract and unusable
+feature values are refused with the row and the field named, a refused call leaves the model
+as it was, and missing values are read as absent."""
 
 from __future__ import annotations
 
@@ -176,3 +177,51 @@ def test_a_file_with_missing_values_replays(tmp_path):
     with pytest.warns(UserWarning, match="row 0 of the batch, feature 'a'"):
         pred = model.test_then_train_many(s.data)
     assert len(pred) == 300 and model.n_missing == 60
+
+
+@st.composite
+def csr_batches(draw: st.DrawFn) -> Batch:
+    """A valid batch: per row, sorted distinct feature ids and label ids."""
+    n = draw(st.integers(1, 6))
+    feats = [sorted(draw(st.sets(st.integers(0, 30), max_size=5))) for _ in range(n)]
+    labs = [sorted(draw(st.sets(st.integers(0, 9), max_size=4))) for _ in range(n)]
+    return Batch(np.concatenate([[0], np.cumsum([len(f) for f in feats])]),
+                 np.asarray([i for f in feats for i in f], INDEX_DTYPE),
+                 np.ones(sum(len(f) for f in feats)),
+                 np.concatenate([[0], np.cumsum([len(c) for c in labs])]),
+                 np.asarray([i for c in labs for i in c], INDEX_DTYPE))
+
+
+@settings(max_examples=200, deadline=None)
+@given(batch=csr_batches(), data=st.data())
+def test_every_break_of_the_csr_contract_is_named(batch, data):
+    batch.check()  # a valid batch passes
+    which = data.draw(st.sampled_from(["feature", "label"]))
+    ptr, ids = ((batch.indptr, batch.indices) if which == "feature"
+                else (batch.label_indptr, batch.label_ids))
+    rows = [r for r in range(len(batch)) if ptr[r + 1] > ptr[r]]
+    if not rows:
+        return
+    r = data.draw(st.sampled_from(rows))
+    a, b = int(ptr[r]), int(ptr[r + 1])
+    kind = data.draw(st.sampled_from(["negative", "repeat", "swap", "pointer"]))
+    if kind in ("swap", "repeat") and b - a < 2:
+        kind = "negative"
+    if kind == "negative":
+        ids[a] = -1 - ids[a]
+        message = f"row {r}: {which} id {ids[a]} is negative"
+    elif kind == "repeat":
+        ids[a + 1] = ids[a]
+        message = f"row {r}: {which} ids must increase within a row ({ids[a]}, then {ids[a]})"
+    elif kind == "swap":
+        ids[a], ids[a + 1] = ids[a + 1], ids[a]
+        message = f"row {r}: {which} ids must increase within a row ({ids[a]}, then "
+    else:
+        ptr[-1] += 1
+        message = f"{which} pointers end at {ptr[-1]}"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        batch.check()
+    model = fresh("mlhat")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        model.test_then_train_many(batch)
+    assert (len(model.feature_vocab), len(model.label_vocab)) == (4, 2)  # nothing grew
