@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,6 +107,30 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer no smaller than ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {n}")
+        return n
+    return parse
+
+
+def _positive_seconds(text: str) -> float:
+    """An argparse type: a number of seconds above 0."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return x
+
+
 def _featurize(stream: Stream, args: argparse.Namespace) -> tuple[Stream, Featurizer | None]:
     """The stream with the features ``--featurizer`` asks for (see ``featurize_stream``)."""
     from ihomer.learners.registry import parse_params
@@ -125,7 +149,7 @@ def _add_featurizer_options(p: argparse.ArgumentParser) -> None:
                         "(repeatable)")
     p.add_argument("--device", default="auto", metavar="auto|cpu|cuda",
                    help="where the embedding model runs (auto: CUDA GPU if present)")
-    p.add_argument("--featurizer-queue", type=int, default=4, metavar="N",
+    p.add_argument("--featurizer-queue", type=_at_least(0), default=4, metavar="N",
                    help="batches featurized ahead of the learner in a worker thread "
                         "(0: featurize inline)")
 
@@ -212,16 +236,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learner parameter (repeatable)")
     r.add_argument("--labels", default=None, metavar="xml:FILE|meka|first:N|last:N|json:FIELD",
                    help="label convention (default: sibling NAME.xml, else the MEKA -C flag)")
-    r.add_argument("--limit", type=int, default=None, help="stop after N instances")
-    r.add_argument("--max-seconds", type=float, default=None, metavar="S",
+    r.add_argument("--limit", type=_at_least(1), default=None, help="stop after N instances")
+    r.add_argument("--max-seconds", type=_positive_seconds, default=None, metavar="S",
                    help="time budget of the learner (as MOA's -t): stop after S seconds of "
                         "learning and report the metrics over the instances seen so far")
     r.add_argument("--seed", type=int, default=42)
     r.add_argument("--out", default=None, metavar="DIR",
                    help="write summary.json, curve.csv, events.csv there")
     r.add_argument("--plot", action="store_true", help="also write DIR/curve.png")
-    r.add_argument("--window", type=int, default=1000, help="rolling-metric window (instances)")
-    r.add_argument("--batch-size", type=int, default=256)
+    r.add_argument("--window", type=_at_least(1), default=1000,
+                   help="rolling-metric window (instances)")
+    r.add_argument("--batch-size", type=_at_least(1), default=256)
     r.add_argument("--batched", action="store_true",
                    help="predict_many then learn_many per batch (not exact prequential)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -233,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("output", help="OUT.parquet or OUT.arrow")
     c.add_argument("--labels", default=None)
     c.add_argument("--layout", choices=["auto", "sparse", "dense"], default="auto")
-    c.add_argument("--limit", type=int, default=None)
+    c.add_argument("--limit", type=_at_least(1), default=None)
     _add_featurizer_options(c)
     c.set_defaults(func=_convert)
 
@@ -290,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     _kafka_common(pr)
     pr.add_argument("--topic", dest="input_topic", help="default: the service's input topic")
     pr.add_argument("--labels", help="label convention (as in replay)")
-    pr.add_argument("--limit", type=int, help="publish the first N instances")
+    pr.add_argument("--limit", type=_at_least(1), help="publish the first N instances")
     pr.add_argument("--features", choices=["auto", "dense", "sparse", "named"],
                     help="feature layout in the messages (default: the stream's)")
     pr.add_argument("--no-labels", action="store_const", const=True,

@@ -60,6 +60,10 @@ def test_limit_param_and_labels_options(tmp_path: Path) -> None:
     (["replay", "--param", "garbage"], "expected KEY=VALUE"),
     (["replay", "/no/such/file.arff"], "no such file"),
     (["replay", "data.csv"], "cannot tell the format"),
+    (["replay", "--param", "cluster_delta=abc"],
+     "parameter 'cluster_delta' takes float, not 'abc'"),
+    (["replay", "--learner", "mlhat", "--param", "grace_period=[1]"],
+     "parameter 'grace_period' takes"),
 ])
 def test_errors_are_one_clear_line(argv, message, capsys, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
@@ -68,6 +72,24 @@ def test_errors_are_one_clear_line(argv, message, capsys, tmp_path, monkeypatch)
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["replay", "--limit", "-5"], "argument --limit: must be at least 1, not -5"),
+    (["replay", "--limit", "ten"], "argument --limit: 'ten' is not an integer"),
+    (["replay", "--batch-size", "0"], "argument --batch-size: must be at least 1, not 0"),
+    (["replay", "--window", "0"], "argument --window: must be at least 1, not 0"),
+    (["replay", "--max-seconds", "-1"], "argument --max-seconds: must be above 0, not -1"),
+    (["replay", "--max-seconds", "nan"], "argument --max-seconds: must be above 0, not nan"),
+    (["replay", "--featurizer-queue", "-1"], "argument --featurizer-queue: must be at least 0"),
+    (["convert", "a.arff", "b.parquet", "--limit", "0"], "argument --limit: must be at least 1"),
+])
+def test_bad_numbers_are_refused_before_anything_runs(argv, message, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
 
 
 def test_console_script_runs() -> None:

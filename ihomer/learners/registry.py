@@ -81,9 +81,35 @@ def make(name: str, params: dict[str, Any] | None = None,
         allowed = [k for k in sig.parameters if k != "seed"]
         raise ValueError(f"learner {name!r} has no parameter {', '.join(map(repr, unknown))}; "
                          f"it takes: {', '.join(allowed) or 'none'}")
+    for key, value in params.items():
+        if key in sig.parameters:
+            _check_type(name, key, value, sig.parameters[key].annotation)
     if "seed" in sig.parameters and seed is not None:  # None: the learner's own default
         params["seed"] = seed
     return factory(**params)
+
+
+#: The plain annotations :func:`make` checks a parameter's value against (others pass as
+#: they are: the learner's own checks apply).
+_PLAIN: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "None": (type(None),),
+}
+
+
+def _check_type(learner: str, key: str, value: Any, annotation: Any) -> None:
+    """A ValueError when ``value`` is not of the plain types ``annotation`` names (as a
+    string, ``from __future__ import annotations``): ``--param cluster_delta=abc`` is then
+    refused by name, not by a TypeError from deep inside the learner."""
+    if not isinstance(annotation, str):
+        return
+    names = [a.strip() for a in annotation.split("|")]
+    if not all(n in _PLAIN for n in names):
+        return
+    ok = any(isinstance(value, t) and not (isinstance(value, bool) and t is not bool)
+             for n in names for t in _PLAIN[n])
+    if not ok:
+        raise ValueError(f"learner {learner!r}: parameter {key!r} takes {annotation}, not "
+                         f"{value!r}")
 
 
 _loaded = False

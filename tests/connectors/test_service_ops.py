@@ -101,6 +101,7 @@ def test_poison_messages_go_to_the_dead_letter_topic(broker: Broker, start_servi
         ("wrong_type", json.dumps({"id": ["w3"], "features": DENSE}).encode()),
         ("non_finite", b'{"id": "nan", "features": [NaN' + b", 0.5" * 71 + b"]}"),
         ("non_finite", b'{"id": "inf", "features": [-Infinity' + b", 0.5" * 71 + b"]}"),
+        ("out_of_range", b'{"id": "huge", "features": [2e101' + b", 0.5" * 71 + b"]}"),
         ("wrong_dimension", b'{"id": "short", "features": [1, 2, 3]}'),
         ("bad_feature_index", b'{"id": "dup", "features": {"3": 1.0, "03": 2.0}}'),
         ("unknown_feature", b'{"id": "uf", "features": {"no_such_feature": 1.0}}'),
