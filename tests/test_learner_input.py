@@ -225,3 +225,27 @@ def test_every_break_of_the_csr_contract_is_named(batch, data):
     with pytest.raises(ValueError, match=re.escape(message)):
         model.test_then_train_many(batch)
     assert (len(model.feature_vocab), len(model.label_vocab)) == (4, 2)  # nothing grew
+
+
+@pytest.mark.parametrize(("name", "params", "message"), [
+    ("mlhat", {"grace_period": 0}, "grace_period must be in [1, inf), not 0"),
+    ("mlhat", {"delta": 0.0}, "delta must be in (0, 1), not 0.0"),  # was a ZeroDivisionError
+    ("mlhat", {"delta": 2}, "delta must be in (0, 1), not 2"),
+    ("mlhat", {"tau": -1}, "tau must be in [0, inf)"),
+    ("mlhat", {"n_thresholds": 0}, "n_thresholds must be in [1, inf)"),
+    ("mlhat", {"learning_rate": -1.0}, "learning_rate must be in (0, inf)"),
+    ("mlhat", {"nb_alpha": 0.0}, "nb_alpha must be in (0, inf)"),
+    ("mlhat", {"adwin_delta": 1.0}, "adwin_delta must be in (0, 1)"),
+    ("mlhat", {"drift_window": 0}, "drift_window must be in [1, inf)"),
+    ("mlhat", {"max_nodes": 0}, "max_nodes must be None or in [1, inf)"),
+    ("mlhat", {"threshold": 1.0}, "threshold must be in (0, 1)"),
+    ("mlhat", {"tau": float("nan")}, "tau must be in [0, inf), not nan"),
+    ("ihomer", {"handover_min": -1}, "handover_min must be in [1, inf)"),  # was an endless loop
+    ("ihomer", {"handover_min": 300, "handover_max": 200}, "handover_max must be in [300, inf)"),
+    ("ihomer", {"route_from": 0}, "route_from must be in [1, inf)"),
+    ("ihomer", {"tree": {"grace_period": 0}}, "tree: grace_period must be in [1, inf)"),
+    ("ihomer", {"tree": {"bogus": 1}}, "tree: MLHAT.__init__() got an unexpected keyword"),
+])
+def test_a_bad_parameter_fails_at_once_by_name(name, params, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make(name, params)

@@ -170,6 +170,33 @@ def _labels_from_y(y: Mapping[Label, bool] | Iterable[Label]) -> list[Label]:
     return list(y)
 
 
+def check_range(name: str, value: Any, low: float | None = None, high: float | None = None,
+                *, open_low: bool = False, open_high: bool = False,
+                optional: bool = False) -> None:
+    """A ValueError naming ``name`` unless ``value`` is a number (not a bool) within the
+    bounds (``None``: unbounded; ``open_*``: the bound itself excluded), or ``None`` when
+    ``optional``. Constructors call it so that a bad parameter fails at once, by name, not as
+    a ZeroDivisionError or an endless loop at the first instance.
+
+    >>> check_range("delta", 0.0, 0.0, 1.0, open_low=True, open_high=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: delta must be in (0, 1), not 0.0
+    """
+    if optional and value is None:
+        return
+    ok = isinstance(value, Real) and not isinstance(value, bool) and value == value
+    if ok and low is not None:
+        ok = value > low if open_low else value >= low
+    if ok and high is not None:
+        ok = value < high if open_high else value <= high
+    if not ok:
+        left = "(-inf" if low is None else f"{'(' if open_low else '['}{low:g}"
+        right = "inf)" if high is None else f"{high:g}{')' if open_high else ']'}"
+        either = "None or " if optional else ""
+        raise ValueError(f"{name} must be {either}in {left}, {right}, not {value!r}")
+
+
 def _unusable(value: float) -> str:
     if math.isinf(value):
         return f"{value} is not a finite number (a missing value is NaN, or None in a dict)"

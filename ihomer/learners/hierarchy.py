@@ -301,7 +301,7 @@ from typing import Any
 import numpy as np
 
 from ihomer.learners._split_kernels import dense_rows, owned_predictions, restrict_labels
-from ihomer.learners.base import MultiLabelLearner, Predictions
+from ihomer.learners.base import MultiLabelLearner, Predictions, check_range
 from ihomer.learners.clustering import Change, LabelClustering
 from ihomer.learners.decoding import LABELSET_PRIOR, NoChange, SeenLabelsets, Votes
 from ihomer.learners.mlhat import MLHAT
@@ -453,6 +453,14 @@ class IHOMER(MultiLabelLearner):
             raise ValueError(f"partition must be 'odac' or 'random', not {partition!r}")
         if first_rival not in FIRST_RIVALS:
             raise ValueError(f"first_rival must be one of {FIRST_RIVALS}, not {first_rival!r}")
+        check_range("handover_min", handover_min, 1)
+        check_range("handover_max", handover_max, handover_min)
+        check_range("route_from", route_from, 1)
+        check_range("max_bytes", max_bytes, 0, optional=True)
+        try:  # the trees' parameters fail here, by name, not at the first instance
+            MLHAT(**{**dict(tree or {}), "no_change": False})
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"tree: {e}") from None
         self.mode = mode
         self.warm_start = warm_start
         self.handover = handover

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ihomer.learners.base import MultiLabelLearner, Predictions, Vocabulary
+from ihomer.learners.base import MultiLabelLearner, Predictions, Vocabulary, check_range
 from ihomer.learners.decoding import LABELSET_PRIOR, NoChange, SeenLabelsets
 from ihomer.learners.mlhat import kernels as K
 from ihomer.learners.mlhat.state import (
@@ -384,6 +384,24 @@ class MLHAT(MultiLabelLearner):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        for name, value, low, high, open_low, open_high, optional in (
+            ("grace_period", grace_period, 1, None, False, False, False),
+            ("delta", delta, 0.0, 1.0, True, True, False),
+            ("tau", tau, 0.0, None, False, False, False),
+            ("n_thresholds", n_thresholds, 1, None, False, False, False),
+            ("learning_rate", learning_rate, 0.0, None, True, False, False),
+            ("learning_rate_fast", learning_rate_fast, 0.0, None, True, False, False),
+            ("nb_alpha", nb_alpha, 0.0, None, True, False, False),
+            ("adwin_delta", adwin_delta, 0.0, 1.0, True, True, False),
+            ("switch_significance", switch_significance, 0.0, 1.0, True, True, False),
+            ("drift_window", drift_window, 1, None, False, False, False),
+            ("max_depth", max_depth, 0, None, False, False, False),
+            ("max_nodes", max_nodes, 1, None, False, False, True),
+            ("max_bytes", max_bytes, 0, None, False, False, True),
+            ("threshold", threshold, 0.0, 1.0, True, True, False),
+        ):
+            check_range(name, value, low, high, open_low=open_low, open_high=open_high,
+                        optional=optional)
         self.grace_period = grace_period
         self.delta = delta
         self.tau = tau
