@@ -102,3 +102,23 @@ def test_newer_format_is_refused(tmp_path: Path) -> None:
     pq.write_table(table.replace_schema_metadata(meta), path)
     with pytest.raises(StreamError, match="newer"):
         RecordedStream(path)
+
+
+@pytest.mark.parametrize("layout", ["sparse", "dense"])
+def test_an_unusable_value_is_named_by_record_and_a_missing_one_kept(tmp_path: Path,
+                                                                      layout: str) -> None:
+    stream = random_stream(n=120, sparse=False)
+    values = stream.data.values.copy()
+    values[3] = np.nan  # record 0: missing, kept as NaN (the learners read it as absent)
+    k = int(stream.data.indptr[70]) + 5  # record 70, feature 5
+    values[k] = -np.inf
+    stream.data.values = values
+    path = tmp_path / "s.parquet"
+    write_recorded(stream, path, layout=layout, batch_size=50)
+    back = RecordedStream(path)
+    first = next(iter(back.batches(50)))
+    assert np.isnan(first.values[3])
+    name = stream.schema.feature_names[5]
+    with pytest.raises(StreamError, match=rf"s.parquet, record 70, field '{name}': -inf is not"):
+        for _ in back.batches(50):
+            pass

@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from ihomer.stream.base import (
     INDEX_DTYPE,
+    MAX_ABS_VALUE,
     PTR_DTYPE,
     VALUE_DTYPE,
     Batch,
@@ -228,8 +229,27 @@ class RecordedStream:
                 yield rb.slice(start, batch_size)
 
     def batches(self, batch_size: int = 1024) -> Iterator[Batch]:
+        done = 0
         for rb in self.record_batches(batch_size):
-            yield self._to_batch(rb)
+            batch = self._to_batch(rb)
+            self._check_values(batch, done)
+            done += len(batch)
+            yield batch
+
+    def _check_values(self, batch: Batch, first_record: int) -> None:
+        """A StreamError naming the record and the feature of a value no learner can use
+        (NaN is a missing value, as in an ARFF file, and passes)."""
+        v = batch.values
+        bad = np.flatnonzero(~(np.abs(v) <= MAX_ABS_VALUE) & ~np.isnan(v))
+        if len(bad):
+            k = int(bad[0])
+            row = int(np.searchsorted(batch.indptr, k, side="right")) - 1
+            fid = int(batch.indices[k])
+            names = self.schema.feature_names
+            raise StreamError(f"{self.path}, record {first_record + row}", None,
+                              names[fid] if fid < len(names) else f"#{fid}",
+                              f"{v[k]:g} is not a finite number within ±{MAX_ABS_VALUE:g} (a "
+                              "missing value is NaN)")
 
     def __iter__(self) -> Iterator[Instance]:
         for b in self.batches(65536):
