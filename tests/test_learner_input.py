@@ -4,6 +4,7 @@ as it was, and missing values are read as absent."""
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ihomer.cli import main
 from ihomer.learners.registry import make
 from ihomer.stream.arff import read_arff
 from ihomer.stream.base import INDEX_DTYPE, MAX_ABS_VALUE, PTR_DTYPE, Batch
@@ -177,6 +179,11 @@ def test_a_file_with_missing_values_replays(tmp_path):
     with pytest.warns(UserWarning, match="row 0 of the batch, feature 'a'"):
         pred = model.test_then_train_many(s.data)
     assert len(pred) == 300 and model.n_missing == 60
+    with pytest.warns(UserWarning, match="missing feature values"):
+        assert main(["replay", str(path), "--labels", "last:2", "--quiet",
+                     "--out", str(tmp_path / "run")]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["instances"] == 300 and summary["missing_values"] == 60
 
 
 @st.composite

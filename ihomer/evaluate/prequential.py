@@ -192,6 +192,7 @@ def prequential(
         "batch_size": batch_size,
         "window": window,
         "events": len(events),
+        "missing_values": getattr(model, "n_missing", 0),  # read as absent (learners.base)
         "python": platform.python_version(),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
     }
