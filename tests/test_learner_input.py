@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from ihomer.cli import main
 from ihomer.learners.registry import make
 from ihomer.stream.arff import read_arff
-from ihomer.stream.base import INDEX_DTYPE, MAX_ABS_VALUE, PTR_DTYPE, Batch
+from ihomer.stream.base import INDEX_DTYPE, MAX_ABS_VALUE, MAX_FEATURES, PTR_DTYPE, Batch
 
 LEARNERS = ["mlhat", "ihomer", "majority", "river-br-nb"]
 
@@ -256,3 +256,23 @@ def test_every_break_of_the_csr_contract_is_named(batch, data):
 def test_a_bad_parameter_fails_at_once_by_name(name, params, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         make(name, params)
+
+
+@pytest.mark.parametrize(("field", "message"), [
+    ("feature", f"row 1 of the batch: feature id {MAX_FEATURES} is beyond the 16,777,216"),
+    ("label", f"row 1 of the batch: label id {2**31 - 1} is beyond the 1,048,576"),
+])
+def test_an_id_far_beyond_the_vocabulary_is_refused_not_built(field, message):
+    # Without the bound, one stray id (a raw hash) made the learner build a placeholder name
+    # for every id below it: billions, for the label id here.
+    data = stream(3, 0)
+    if field == "feature":
+        data.indices[4 + 3] = MAX_FEATURES
+    else:
+        data.label_ids[-1] = 2**31 - 1
+        data = Batch(data.indptr, data.indices, data.values, np.array([0, 0, 1, 1]),
+                     data.label_ids[-1:])
+    model = fresh("mlhat")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        model.test_then_train_many(data)
+    assert (len(model.feature_vocab), len(model.label_vocab)) == (4, 2)

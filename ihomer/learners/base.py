@@ -47,6 +47,8 @@ import numpy as np
 from ihomer.stream.base import (
     INDEX_DTYPE,
     MAX_ABS_VALUE,
+    MAX_FEATURES,
+    MAX_LABELS,
     PTR_DTYPE,
     VALUE_DTYPE,
     Batch,
@@ -268,6 +270,15 @@ class MultiLabelLearner:
         batch = self._checked(batch)
         nf = int(batch.indices.max()) + 1 if len(batch.indices) else 0
         nl = int(batch.label_ids.max()) + 1 if len(batch.label_ids) else 0
+        for what, n, limit, ptr, ids in (
+                ("feature", nf, MAX_FEATURES, batch.indptr, batch.indices),
+                ("label", nl, MAX_LABELS, batch.label_indptr, batch.label_ids)):
+            if n > limit:
+                k = int(np.argmax(ids >= limit))
+                row = int(np.searchsorted(ptr, k, side="right")) - 1
+                raise ValueError(f"row {row} of the batch: {what} id {ids[k]} is beyond the "
+                                 f"{limit:,} a learner takes (ids are positions in its "
+                                 f"vocabulary, not raw hashes; see ihomer.stream.base)")
         if nf > len(self.feature_vocab) or nl > len(self.label_vocab):
             # Ids beyond the vocabulary: give them placeholder names so both faces agree.
             for vocab, n, prefix in ((self.feature_vocab, nf, "f"), (self.label_vocab, nl, "l")):

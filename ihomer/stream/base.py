@@ -31,6 +31,13 @@ PTR_DTYPE = np.int64
 #: variances of their Gaussian estimators), which overflow to infinity, and then turn every
 #: probability they enter into NaN, for values near 1e154; 1e100 leaves them ample room.
 MAX_ABS_VALUE = 1e100
+#: Feature and label ids a learner takes: below these. A learner keeps state for every id up to
+#: the largest it has seen (a name, and its trees' per-feature or per-label arrays), so ids are
+#: positions in a vocabulary, not raw hashes: one stray id near 2**31 would otherwise have it
+#: build two billion placeholders. Hash a wider feature space down first (the hashing
+#: featurizer's ``n_features``).
+MAX_FEATURES = 2**24
+MAX_LABELS = 2**20
 
 
 class StreamError(ValueError):
