@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -335,12 +336,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.learner = DEFAULT_LEARNER
     if getattr(args, "plot", False) and not args.out:
         args.out = "ihomer-out"
+    shown = warnings.formatwarning
+    warnings.formatwarning = _one_line  # a warning reads like an error: no source line
     try:
         return int(args.func(args))
     except (ValueError, FileNotFoundError) as e:
         # Bad input or a bad option: one clear line, no traceback (see StreamError).
         print(f"ihomer: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = shown
+
+
+def _one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+              line: str | None = None) -> str:
+    return f"ihomer: warning: {message}\n"
 
 
 if __name__ == "__main__":  # pragma: no cover

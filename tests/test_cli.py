@@ -92,6 +92,18 @@ def test_bad_numbers_are_refused_before_anything_runs(argv, message, capsys) -> 
     assert message in err and "Traceback" not in err
 
 
+def test_a_warning_is_one_line(tmp_path: Path) -> None:
+    src = tmp_path / "gappy.arff"
+    src.write_text("@relation g\n@attribute a numeric\n@attribute y {0,1}\n@data\n"
+                   + "".join(f"{'?' if i == 3 else i % 4},{i % 2}\n" for i in range(40)))
+    run = subprocess.run([sys.executable, "-m", "ihomer.cli", "replay", str(src), "--labels",
+                          "last:1", "--learner", "majority", "--quiet"],
+                         capture_output=True, text=True, check=True)
+    assert run.stderr.splitlines() == [
+        "ihomer: warning: MajorityLabelset: missing feature values are left out of their rows "
+        "(read as absent, i.e. 0); the first in feature 'a'"]
+
+
 def test_console_script_runs() -> None:
     out = subprocess.run([sys.executable, "-m", "ihomer.cli", "learners"], capture_output=True,
                          text=True, check=True).stdout

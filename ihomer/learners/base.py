@@ -308,7 +308,8 @@ class MultiLabelLearner:
         feature = repr(names[fid]) if fid < len(names) else f"id {fid}"
         if len(wrong):
             raise ValueError(f"{where}, feature {feature}: {_unusable(batch.values[first])}")
-        self._missing(len(bad), f"{where}, feature {feature}", 4)  # the caller of a *_many
+        # the feature, not the row: a replay hands the learner its stream in parts
+        self._missing(len(bad), f"feature {feature}", 4)  # the caller of a *_many
         keep = np.repeat(np.arange(len(batch)), np.diff(batch.indptr))[usable]
         indptr = np.zeros(len(batch) + 1, PTR_DTYPE)
         np.cumsum(np.bincount(keep, minlength=len(batch)), out=indptr[1:])
@@ -319,7 +320,7 @@ class MultiLabelLearner:
     def _missing(self, count: int, first: str, stacklevel: int) -> None:
         if self.n_missing == 0:
             warnings.warn(f"{type(self).__name__}: missing feature values are left out of their "
-                          f"rows (read as absent, i.e. 0); the first: {first}",
+                          f"rows (read as absent, i.e. 0); the first in {first}",
                           stacklevel=stacklevel + 1)
         self.n_missing += count
 
