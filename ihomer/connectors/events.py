@@ -13,9 +13,10 @@ A message is one JSON object (UTF-8)::
 * ``features``: a dense list (one value per feature, in schema order), a sparse object whose
   keys are decimal feature indices, or an object keyed by feature name. ``feature_keys`` decides
   how an object's keys are read: ``auto`` (indices when every key is a decimal integer),
-  ``index`` or ``name``. Values are finite numbers. Zeros are dropped ("absent means 0", the
-  convention of every reader and of the learners' river face), so a dense and a sparse message
-  of one instance give the same row, and the rows equal those of an offline replay.
+  ``index`` or ``name``. Values are finite numbers within ±1e100, or ``null`` for a missing
+  value. Zeros and missing values are dropped ("absent means 0", the convention of every
+  reader and of the learners, which read an ARFF ``?`` the same way), so a dense and a sparse
+  message of one instance give the same row, and the rows equal those of an offline replay.
 * ``text`` (optional string): raw text. When the service has a featurizer, the features of an
   event with text are computed from it (see :mod:`ihomer.stream.featurize`), so an event may
   carry text instead of features; without one, the text is carried along unused.
@@ -88,6 +89,8 @@ class Event:
 
 
 def _number(value: object, where: str) -> float:
+    if value is None:  # a missing value: absent, as the learners read one
+        return 0.0
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise Rejected("wrong_type", f"{where}: expected a number, got {type(value).__name__}")
     try:

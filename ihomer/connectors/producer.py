@@ -50,16 +50,19 @@ def event_messages(stream: Stream, features: str = "auto", labels: bool = True,
             if schema.text and batch.texts is not None:
                 msg["text"] = batch.texts[i]
             if not schema.text or a != b:
+                # a missing value (NaN, an ARFF '?') is a null in a dense row and left out of
+                # an object: the service reads both as absent, as a replay does
                 if features == "dense":
-                    row = [0.0] * max(n_features, idx[b - 1] + 1 if b > a else 0)
+                    row: list[float | None] = [0.0] * max(n_features,
+                                                          idx[b - 1] + 1 if b > a else 0)
                     for j, v in zip(idx[a:b], val[a:b], strict=True):
-                        row[j] = v
+                        row[j] = None if v != v else v
                     msg["features"] = row
-                elif features == "sparse":
-                    msg["features"] = {str(j): v for j, v in zip(idx[a:b], val[a:b], strict=True)}
                 else:
-                    msg["features"] = {fnames[j]: v for j, v in zip(idx[a:b], val[a:b],
-                                                                      strict=True)}
+                    keys = [str(j) for j in idx[a:b]] if features == "sparse" else [
+                        fnames[j] for j in idx[a:b]]
+                    msg["features"] = {k: v for k, v in zip(keys, val[a:b], strict=True)
+                                       if v == v}
             names = [lnames[j] for j in lids[lptr[i]: lptr[i + 1]]]
             if labels and delay_labels == 0:
                 msg["labels"] = names

@@ -100,6 +100,27 @@ def test_produced_messages_parse_back_to_the_same_rows() -> None:
         assert np.array_equal(ev.labels, row.labels)
 
 
+@pytest.mark.parametrize("features", ["dense", "sparse", "named"])
+def test_a_missing_value_travels_as_null_or_not_at_all_and_reads_as_absent(tmp_path: Path,
+                                                                          features: str) -> None:
+    path = tmp_path / "gappy.arff"
+    path.write_text("@relation g\n@attribute a numeric\n@attribute b numeric\n"
+                    "@attribute y {0,1}\n@data\n1.5,?,1\n?,2,0\n?,?,1\n")
+    stream = open_stream(path, labels="last:1")
+    learner = make("majority").bind(stream.schema)
+    p = EventParser(learner.feature_vocab, learner.label_vocab,
+                    n_features=2 if features == "dense" else None)
+    msgs = [m for _, m in event_messages(stream, features=features)]
+    wire = [json.dumps(m, allow_nan=False) for m in msgs]  # strict JSON: no NaN token
+    if features == "dense":
+        assert [m["features"] for m in msgs] == [[1.5, None], [None, 2.0], [None, None]]
+    else:
+        assert all(len(m["features"]) == 1 for m in msgs[:2]) and msgs[2]["features"] == {}
+    rows = [p.parse(w.encode()) for w in wire]
+    assert [r.indices.tolist() for r in rows] == [[0], [1], []]
+    assert [r.values.tolist() for r in rows] == [[1.5], [2.0], []]
+
+
 def test_delayed_label_messages() -> None:
     stream = open_stream(None).head(5)  # type: ignore[attr-defined]
     msgs = [m for _, m in event_messages(stream, delay_labels=2)]
