@@ -276,3 +276,16 @@ def test_an_id_far_beyond_the_vocabulary_is_refused_not_built(field, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         model.test_then_train_many(data)
     assert (len(model.feature_vocab), len(model.label_vocab)) == (4, 2)
+
+
+@pytest.mark.parametrize("name", ["mlhat", "ihomer", "majority"])
+def test_the_count_of_missing_values_survives_a_checkpoint(name):
+    model = fresh(name)
+    data = stream(50, 4)
+    with pytest.warns(UserWarning):
+        model.test_then_train_many(with_nans(data, np.array([1, 9, 30])))
+    state = model.state_dict()
+    back = type(model).from_state_dict(state)
+    assert back.n_missing == 3
+    del state["n_missing"]  # a state saved before the count existed
+    assert type(model).from_state_dict(state).n_missing == 0

@@ -507,6 +507,7 @@ class MultiLabelLearner:
             "n_features": self._n_features,
             "n_labels": self._n_labels,
             "no_change": None if self._no_change is None else self._no_change.state_dict(),
+            "n_missing": self.n_missing,
         }
 
     @classmethod
@@ -517,6 +518,7 @@ class MultiLabelLearner:
         learner.label_vocab = Vocabulary(state["label_names"])
         learner._ensure(int(state["n_features"]), int(state["n_labels"]))
         learner._load_no_change(state)
+        learner.n_missing = int(state.get("n_missing", 0))  # older states: none counted
         return learner
 
     def _load_vocabularies(self, state: dict[str, Any]) -> None:
@@ -526,6 +528,7 @@ class MultiLabelLearner:
         self.label_vocab = Vocabulary(state["label_names"])
         self._n_features = int(state["n_features"])
         self._n_labels = int(state["n_labels"])
+        self.n_missing = int(state.get("n_missing", 0))  # older states: none counted
         self._load_no_change(state)
 
     def _load_no_change(self, state: dict[str, Any]) -> None:
