@@ -165,6 +165,8 @@ class EventParser:
         self.max_message_bytes = max_message_bytes
         self.max_feature_index = max_feature_index if n_features is None else n_features - 1
         self.ignored_features = 0
+        #: null feature values read as absent (missing values), over the accepted messages
+        self.missing_values = 0
 
     def parse(self, value: bytes | None) -> Event:
         """Parse one message; raise :class:`Rejected` naming the field that breaks the contract."""
@@ -230,6 +232,7 @@ class EventParser:
             if vals is None:
                 vals = np.asarray([_number(v, f"{where}[{i}]") for i, v in enumerate(raw)],
                                   dtype=VALUE_DTYPE)
+                self.missing_values += sum(v is None for v in raw)
             keep = np.flatnonzero(vals)
             return keep.astype(INDEX_DTYPE), vals[keep]
         if not isinstance(raw, dict):
@@ -250,6 +253,7 @@ class EventParser:
             if fid in pairs:
                 raise Rejected("bad_feature_index", f"{where}: feature {key!r} given twice")
             pairs[fid] = x
+        self.missing_values += sum(v is None for v in raw.values())
         ids = sorted(i for i, x in pairs.items() if x != 0.0)
         return (np.asarray(ids, dtype=INDEX_DTYPE),
                 np.asarray([pairs[i] for i in ids], dtype=VALUE_DTYPE))

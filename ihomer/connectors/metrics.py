@@ -58,6 +58,9 @@ class ServiceMetrics:
                                       registry=r)
         self.ignored_features = Gauge("ihomer_ignored_features",
                                       "Unknown features ignored so far", registry=r)
+        self.missing_values = Gauge("ihomer_missing_values",
+                                    "Missing (null) feature values read as absent so far",
+                                    registry=r)
         self.pending = Gauge("ihomer_join_buffer_events", "Events waiting for their labels",
                              registry=r)
         self.lag = Gauge("ihomer_consumer_lag", "High watermark minus position",

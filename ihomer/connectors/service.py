@@ -240,6 +240,7 @@ class Service:
             unknown_features=cfg.unknown_feature_policy(), feature_keys=cfg.feature_keys,
             max_message_bytes=cfg.max_message_bytes)
         self.parser.ignored_features = int(self.counters.get("ignored_features", 0))
+        self.parser.missing_values = int(self.counters.get("missing_values", 0))
         self.metrics = ServiceMetrics() if cfg.metrics_port else None
         self._stop = False
         self._failed = False
@@ -295,6 +296,7 @@ class Service:
         if self._send_error is not None:
             raise RuntimeError(f"a message could not be sent: {self._send_error}")
         self.counters["ignored_features"] = self.parser.ignored_features
+        self.counters["missing_values"] = self.parser.missing_values
         path = None
         if self.store is not None:
             meta = {"learner": self.cfg.learner, "params": self.cfg.params, "seed": self.cfg.seed,
@@ -564,12 +566,14 @@ class Service:
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - pos))
         self.metrics.pending.set(len(self.join))
         self.metrics.ignored_features.set(self.parser.ignored_features)
+        self.metrics.missing_values.set(self.parser.missing_values)
         self.metrics.model_version.set(self.counters["learned"])
         self.metrics.update_model(self.learner, self.quality.get())
 
     def summary(self) -> dict[str, Any]:
         """Counters, prequential metrics and model statistics, as logged at shutdown."""
         return {**self.counters, "ignored_features": self.parser.ignored_features,
+                "missing_values": self.parser.missing_values,
                 "join_buffer": len(self.join), "metrics": self.quality.get(),
                 "model": {k: model_stat(self.learner, k) for k in ("clusters", "restructures",
                                                                    "drifts")}}

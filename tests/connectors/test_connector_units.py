@@ -117,8 +117,17 @@ def test_a_missing_value_travels_as_null_or_not_at_all_and_reads_as_absent(tmp_p
     else:
         assert all(len(m["features"]) == 1 for m in msgs[:2]) and msgs[2]["features"] == {}
     rows = [p.parse(w.encode()) for w in wire]
+    assert p.missing_values == (4 if features == "dense" else 0)  # objects leave them out
     assert [r.indices.tolist() for r in rows] == [[0], [1], []]
     assert [r.values.tolist() for r in rows] == [[1.5], [2.0], []]
+
+
+def test_nulls_are_counted_as_missing_values() -> None:
+    p = parser(unknown_features="add")
+    row = p.parse(b'{"id": "e", "features": {"a": null, "b": 2, "c": null}}')
+    assert row.indices.tolist() == [1] and p.missing_values == 2
+    p.parse(b'{"id": "f", "features": [null, 0, 3]}')
+    assert p.missing_values == 3
 
 
 def test_delayed_label_messages() -> None:

@@ -109,6 +109,7 @@ def test_poison_messages_go_to_the_dead_letter_topic(broker: Broker, start_servi
         ("unknown_event", b'{"id": "ghost", "labels": ["happy"]}'),
     ]
     good = [event(f"g{i}", ["happy"] if i % 2 else ["sad"]) for i in range(10)]
+    good[3] = event("g3", ["happy"], features=[None, None, *DENSE[2:]])  # 2 missing values
     msgs: list[tuple[bytes | None, bytes | None]] = [good[0], event("p1"), event("p1")]
     for reason, raw in poison:
         msgs += [(reason.encode(), raw)]
@@ -152,9 +153,11 @@ def test_poison_messages_go_to_the_dead_letter_topic(broker: Broker, start_servi
     assert f'ihomer_consumer_lag{{partition="0",topic="{topics[0]}"}} 0.0' in text
     assert 'ihomer_prequential{metric="micro_f1"}' in text
     assert 'ihomer_model{stat="drifts"} 0.0' in text
+    assert "ihomer_missing_values 2.0" in text
 
     svc.stop()  # SIGTERM: checkpoint, commit, close
     assert svc.proc.returncode == 0
     stopped = svc.wait_for(lambda r: r["event"] == "stopped", 1)
     assert stopped["dead_letters"]["wrong_type"] == 3 and stopped["join_buffer"] == 1
+    assert stopped["missing_values"] == 2
     assert svc.wait_for(lambda r: r["event"] == "checkpoint", 1)["reason"] == "shutdown"
