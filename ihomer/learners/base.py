@@ -37,12 +37,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from numbers import Real
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, SupportsFloat
 
 import numpy as np
+from river import base as river_base
 
 from ihomer.stream.base import (
     INDEX_DTYPE,
@@ -60,8 +61,13 @@ if TYPE_CHECKING:
 
     from ihomer.learners.decoding import NoChange, Votes
 
-Label = str
-FeatureKey = Any
+#: A label or feature name: a string or an integer (:func:`checked_name`).
+Label = str | int
+FeatureKey = Label
+#: river's ``x``: ``{feature name: value}``; a value is a number, or None for a missing one
+Features = Mapping[Any, SupportsFloat | None]
+#: river's ``y``: ``{label: bool}``, or the present labels' names
+Targets = Mapping[Any, bool] | Iterable[Label]
 
 
 class Vocabulary:
@@ -82,6 +88,7 @@ class Vocabulary:
     def add(self, name: Any) -> int:
         i = self.ids.get(name)
         if i is None:
+            name = checked_name(name, "a")
             i = len(self.names)
             self.ids[name] = i
             self.names.append(name)
@@ -161,15 +168,54 @@ class Predictions:
                    np.concatenate(scores) if parts else np.zeros(0))
 
 
-def _labels_from_y(y: Mapping[Label, bool] | Iterable[Label]) -> list[Label]:
+def checked_name(name: Any, what: str) -> Label:
+    """``name`` as a feature or label name: a string or an integer (NumPy's as Python's), what
+    a checkpoint stores as JSON; a TypeError for anything else, before it joins a vocabulary
+    (a name that could not be saved would otherwise surface at the first checkpoint, hours
+    later). A bool is refused too: True and False as names are almost always a 0/1 indicator
+    row passed where label names were meant.
+
+    >>> checked_name(np.int64(3), "label")
+    3
+    >>> checked_name(True, "label")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: label name True is a bool: names are strings or integers ...
+    """
+    if isinstance(name, bool | np.bool_):
+        raise TypeError(f"{what} name {name!r} is a bool: names are strings or integers (for "
+                        "indicator rows use a {label: bool} dict, or Batch.from_dense)")
+    if isinstance(name, str):
+        return str(name)
+    if isinstance(name, int | np.integer):
+        return int(name)
+    raise TypeError(f"{what} name {name!r} is a {type(name).__name__}: names are strings or "
+                    "integers (a checkpoint stores them as JSON)")
+
+
+def _labels_from_y(y: Targets) -> list[Label]:
+    """The present labels of river's ``y``, names checked (:func:`checked_name`). A set's new
+    labels get their ids in sorted order, not in the set's order, which changes from process
+    to process with Python's hash seed."""
     if isinstance(y, Mapping):
+        for k, v in y.items():
+            if not (isinstance(v, bool | np.bool_) or (isinstance(v, Real) and v in (0, 1))):
+                raise TypeError(f"y[{k!r}] is {v!r}: a {{label: bool}} dict says True or False "
+                                "(or 1/0) of each label")
+            checked_name(k, "label")
         return [k for k, v in y.items() if v]
     if isinstance(y, (str, bytes)):
         raise TypeError("y must be a {label: bool} dict or an iterable of labels, not a string")
+    if isinstance(y, np.ndarray):
+        raise TypeError("y is a NumPy array: give a {label: bool} dict or the present labels' "
+                        "names (Batch.from_dense takes indicator rows)")
     if not isinstance(y, Iterable):
         raise TypeError(f"y must be a {{label: bool}} dict or an iterable of labels (an empty "
                         f"one for no label), not {type(y).__name__}")
-    return list(y)
+    names = [checked_name(n, "label") for n in y]
+    if isinstance(y, Set):
+        names.sort(key=lambda n: (isinstance(n, str), n))
+    return names
 
 
 def check_range(name: str, value: Any, low: float | None = None, high: float | None = None,
@@ -206,7 +252,7 @@ def _unusable(value: float) -> str:
             "statistics hold (rescale the feature)")
 
 
-class MultiLabelLearner:
+class MultiLabelLearner(river_base.MultiLabelClassifier):
     """Base class: vocabularies, the river face, and the array face.
 
     Subclasses implement four hooks on integer ids:
@@ -267,6 +313,11 @@ class MultiLabelLearner:
     def _ensure_batch(self, batch: Batch) -> Batch:
         """``batch`` as the model takes it (see the module docstring on feature values), with
         room made for its feature and label ids."""
+        if not isinstance(batch, Batch):
+            raise TypeError(f"the array face takes an ihomer.stream.Batch, not "
+                            f"{type(batch).__name__}: Batch.from_dense(X, Y) builds one from "
+                            "dense arrays, ihomer.stream.batch_from_arrow from an Arrow table; "
+                            "learn_one / predict_one take river's dicts")
         batch = self._checked(batch)
         nf = int(batch.indices.max()) + 1 if len(batch.indices) else 0
         nl = int(batch.label_ids.max()) + 1 if len(batch.label_ids) else 0
@@ -380,9 +431,18 @@ class MultiLabelLearner:
             self._answered(batch, True, self._test_then_train_batch)
 
     def predict_many(self, batch: Batch) -> Predictions:
-        """Predict every row of ``batch`` with the current model (no learning)."""
-        batch = self._ensure_batch(batch)
+        """Predict every row of ``batch`` with the current model (no learning).
+
+        The answer holds label ids (``label_vocab.names[i]`` names id ``i``); the batch's own
+        labels, if any, are not read."""
+        batch = self._ensure_batch(self._unlabelled(batch))
         return self._answered(batch, False, self._predict_batch)
+
+    @staticmethod
+    def _unlabelled(batch: Batch) -> Batch:
+        """The rows a prediction reads: their labels dropped, so that no label id of theirs
+        can grow the model's label set (scoring must never change the model)."""
+        return batch.without_labels() if isinstance(batch, Batch) else batch
 
     def _answered(self, batch: Batch, learned: bool,
                   run: Callable[[Batch], Predictions]) -> Predictions:
@@ -404,8 +464,11 @@ class MultiLabelLearner:
         return nc.choose(pred, rows, truth, self._n_labels, near)
 
     def predict_proba_many(self, batch: Batch) -> np.ndarray:
-        """``(n_rows, n_labels)`` probabilities of each label."""
-        batch = self._ensure_batch(batch)
+        """``(n_rows, n_labels)`` probabilities of each label (column ``i``: the label
+        ``label_vocab.names[i]``). These are the model's probabilities; ``predict_many`` decodes
+        its answer from them (and, with the no-change answer, from recent instances' votes), so
+        it is not always the labels of probability 0.5 or more."""
+        batch = self._ensure_batch(self._unlabelled(batch))
         return self._scores_batch(batch)
 
     def test_then_train_many(self, batch: Batch) -> Predictions:
@@ -421,16 +484,21 @@ class MultiLabelLearner:
         return {names[j]: v for j, v in zip(batch.indices[a:b].tolist(),
                                             batch.values[a:b].tolist(), strict=True)}
 
-    def _row_from_x(self, x: Mapping[FeatureKey, float], grow: bool) -> Batch:
+    def _row_from_x(self, x: Features, grow: bool) -> Batch:
         if not isinstance(x, Mapping):
             raise TypeError(f"x must be a {{feature: value}} dict, not {type(x).__name__}")
         values: list[tuple[FeatureKey, float]] = []
         missing: list[FeatureKey] = []
-        for k, v in x.items():  # every value checked before the vocabulary grows
+        vocab = self.feature_vocab
+        for k, v in x.items():  # every name and value checked before the vocabulary grows
+            if grow and k not in vocab:
+                checked_name(k, "feature")
             if v is None or (isinstance(v, Real) and v != v):  # None, or NaN
                 missing.append(k)
                 continue
-            if not isinstance(v, Real):
+            if isinstance(v, np.bool_):
+                v = bool(v)
+            elif not isinstance(v, Real):
                 raise ValueError(f"feature {k!r}: {v!r} is not a number")
             try:
                 fv = float(v)
@@ -454,8 +522,7 @@ class MultiLabelLearner:
         return Batch(np.array([0, len(items)]), idx, val, np.zeros(2, PTR_DTYPE),
                      np.zeros(0, INDEX_DTYPE))
 
-    def learn_one(self, x: Mapping[FeatureKey, float],
-                  y: Mapping[Label, bool] | Iterable[Label]) -> None:
+    def learn_one(self, x: Features, y: Targets) -> None:
         """Learn one instance; new features and new labels get ids on the fly."""
         names = _labels_from_y(y)  # checked before x's features join the vocabulary
         row = self._row_from_x(x, grow=True)
@@ -468,8 +535,10 @@ class MultiLabelLearner:
         self._ensure(len(self.feature_vocab), len(self.label_vocab))
         self._learn_rows(row)
 
-    def predict_proba_one(self, x: Mapping[FeatureKey, float]) -> dict[Label, dict[bool, float]]:
-        """``{label: {False: 1 - p, True: p}}`` for every known label (river's convention)."""
+    def predict_proba_one(self, x: Features) -> dict[Label, dict[bool, float]]:
+        """``{label: {False: 1 - p, True: p}}`` for every known label (river's convention):
+        the model's probabilities, which :meth:`predict_one` decodes its answer from (see
+        :meth:`predict_proba_many`)."""
         if self._n_labels == 0:
             return {}
         scores = self._scores_batch(self._row_from_x(x, grow=False))[0]
@@ -478,7 +547,7 @@ class MultiLabelLearner:
             for name, p in zip(self.label_vocab.names, scores, strict=False)
         }
 
-    def predict_one(self, x: Mapping[FeatureKey, float]) -> dict[Label, bool]:
+    def predict_one(self, x: Features) -> dict[Label, bool]:
         """``{label: bool}`` for every known label."""
         if self._n_labels == 0:
             return {}
@@ -496,11 +565,6 @@ class MultiLabelLearner:
         ``from_state_dict``, calling these, and so opts in to the safe checkpoint format. The
         base versions alone do not opt in, since they would drop the model itself.
         """
-        for vocab, what in ((self.feature_vocab, "feature"), (self.label_vocab, "label")):
-            for name in vocab.names:
-                if not isinstance(name, str | int):
-                    raise TypeError(f"{what} name {name!r} is not a string or an integer, so "
-                                    f"the vocabulary cannot be saved as JSON")
         return {
             "feature_names": list(self.feature_vocab.names),
             "label_names": list(self.label_vocab.names),
@@ -554,24 +618,21 @@ class MultiLabelLearner:
         import time
 
         t0 = time.perf_counter()
-        twin = type(self)(**self._ctor_kwargs())
+        twin = self.clone()
         schema, batch = _warm_up_stream()
         twin.bind(schema)
         twin.test_then_train_many(batch)
         twin.predict_proba_many(batch.slice(0, 8))
         return time.perf_counter() - t0
 
-    def _ctor_kwargs(self) -> dict[str, Any]:
-        """The constructor's arguments, read back from the attributes of the same names."""
-        import inspect
-
-        names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self"]
-        return {n: getattr(self, n) for n in names if hasattr(self, n)}
-
     def params(self) -> dict[str, Any]:
-        """Constructor parameters, for result files (river's ``_get_params`` in spirit)."""
-        return {k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
-                for k, v in self._ctor_kwargs().items()}
+        """Constructor parameters as plain values, for result files (river's ``_get_params``,
+        with a ``repr`` for any other value, such as a river model)."""
+        out = {}
+        for k, v in self._get_params().items():
+            plain = isinstance(v, (int, float, str, bool, type(None)))
+            out[k] = v if plain else repr(getattr(self, k, v))
+        return out
 
 
 def _warm_up_stream(n: int = 1500, seed: int = 7) -> tuple[Schema, Batch]:

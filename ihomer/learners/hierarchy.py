@@ -1130,7 +1130,7 @@ class IHOMER(MultiLabelLearner):
         """
         return {
             **super().state_dict(),
-            "params": {**self._ctor_kwargs(), "tree": dict(self.tree)},
+            "params": {**self._get_params(), "tree": dict(self.tree)},
             "clustering": self.clustering.state_dict(),
             "partition": [[cid, list(labs)] for cid, labs in self._partition.items()],
             "members": [{"key": m.key, "cluster": m.cluster, "labels": list(m.labels),

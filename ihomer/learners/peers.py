@@ -99,6 +99,7 @@ class MOALearner(MultiLabelLearner):
         self.options = options
         self.threshold = threshold  # type: ignore[assignment]
         self.seed = seed
+        self.name = name
         self._nominal: dict[int, tuple[str, ...]] = {}
         self._sparse = False
         self._model: Any = None

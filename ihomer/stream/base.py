@@ -108,9 +108,51 @@ class Instance:
     text: str | None = None
 
 
+def _integers(data: Any, dtype: Any, what: str, ptr: np.ndarray | None) -> np.ndarray:
+    """``data`` as a contiguous array of ``dtype``, or a ValueError naming the row (when
+    ``ptr`` locates it) of the first value that is not an integer or does not fit: NumPy's own
+    cast would wrap an id of 2**32 + 3 round to 3, or cut 1.5 to 1, and the learner would
+    then learn the wrong feature or label without a word."""
+    arr = np.asarray(data)
+    if arr.dtype == dtype:
+        return np.ascontiguousarray(arr)
+    if arr.size == 0:
+        return np.zeros(0, dtype)
+    if arr.dtype.kind == "O":  # Python integers beyond int64
+        if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in
+                   arr.ravel()):
+            raise TypeError(f"{what}s must be integers")
+        arr = np.array([int(v) for v in arr.ravel()], dtype=object)
+    elif arr.dtype.kind not in "iuf":
+        raise TypeError(f"{what}s must be integers, not {arr.dtype}")
+    info = np.iinfo(dtype)
+    with np.errstate(invalid="ignore"):
+        bad = ~((arr >= info.min) & (arr <= info.max))
+        if arr.dtype.kind == "f":
+            bad |= arr != np.trunc(arr)
+    bad = np.asarray(bad, bool)
+    if bad.any():
+        k = int(np.argmax(bad))
+        where = "" if ptr is None else \
+            f"row {int(np.searchsorted(ptr, k, side='right')) - 1}: "
+        limit = (f"ids are positions in a vocabulary, below {MAX_FEATURES:,} for features "
+                 f"and {MAX_LABELS:,} for labels") if ptr is not None else "pointers are offsets"
+        value = arr.ravel()[k]
+        value = value.item() if isinstance(value, np.generic) else value
+        raise ValueError(f"{where}{what} {value!r} is not an integer that fits "
+                         f"{np.dtype(dtype).name} ({limit})")
+    return np.ascontiguousarray(arr.astype(dtype))
+
+
 @dataclass
 class Batch:
-    """Many instances in CSR form (see the module docstring)."""
+    """Many instances in CSR form (see the module docstring).
+
+    Build one from CSR arrays (a SciPy CSR matrix's ``indptr``, ``indices`` and ``data`` fit
+    as they are), from dense arrays with :meth:`from_dense`, or from an Arrow table with
+    :func:`ihomer.stream.recorded.batch_from_arrow`. Feature and label ids index the learner's
+    vocabularies: ``bind`` a :class:`Schema` to the learner to give them names.
+    """
 
     indptr: np.ndarray
     indices: np.ndarray
@@ -122,11 +164,11 @@ class Batch:
     texts: list[str] | None = None
 
     def __post_init__(self) -> None:
-        self.indptr = np.ascontiguousarray(self.indptr, dtype=PTR_DTYPE)
-        self.indices = np.ascontiguousarray(self.indices, dtype=INDEX_DTYPE)
+        self.indptr = _integers(self.indptr, PTR_DTYPE, "feature pointers", None)
+        self.indices = _integers(self.indices, INDEX_DTYPE, "feature id", self.indptr)
         self.values = np.ascontiguousarray(self.values, dtype=VALUE_DTYPE)
-        self.label_indptr = np.ascontiguousarray(self.label_indptr, dtype=PTR_DTYPE)
-        self.label_ids = np.ascontiguousarray(self.label_ids, dtype=INDEX_DTYPE)
+        self.label_indptr = _integers(self.label_indptr, PTR_DTYPE, "label pointers", None)
+        self.label_ids = _integers(self.label_ids, INDEX_DTYPE, "label id", self.label_indptr)
         if len(self.indptr) != len(self.label_indptr):
             raise ValueError(
                 f"feature rows ({len(self.indptr) - 1}) and label rows "
@@ -263,6 +305,55 @@ class Batch:
             else np.array([-1 if t is None else t for t in times], dtype=np.int64),
             texts=None if all(t is None for t in texts) else [t or "" for t in texts],
         )
+
+    def without_labels(self) -> Batch:
+        """The same rows with no labels: what a prediction reads (the features, and the ids
+        and times that name the rows), so that scoring can never grow a model's label set."""
+        return Batch(self.indptr, self.indices, self.values, np.zeros(len(self) + 1, PTR_DTYPE),
+                     np.zeros(0, INDEX_DTYPE), event_ids=self.event_ids,
+                     event_times=self.event_times, texts=self.texts)
+
+    @classmethod
+    def from_dense(cls, X: Any, Y: Any = None) -> Batch:
+        """Rows of a dense ``(n, F)`` feature matrix and, optionally, of an ``(n, L)`` label
+        indicator matrix (1 or True: present), e.g. NumPy arrays or DataFrames.
+
+        Zeros are left out of the rows (absent means 0, as everywhere here) and NaN stays, as
+        a missing value the learners read as absent. Column ``j`` is feature (label) id ``j``.
+
+        >>> b = Batch.from_dense([[0.5, 0.0, 2.0], [0.0, 0.0, 1.0]], [[1, 0], [1, 1]])
+        >>> b.indices.tolist(), b.label_ids.tolist()
+        ([0, 2, 2], [0, 0, 1])
+        """
+        try:
+            x = np.asarray(X, dtype=VALUE_DTYPE)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"X must hold numbers only: {e}") from None
+        if x.ndim != 2:
+            raise ValueError(f"X must be 2-D (rows, features), not of shape {x.shape}")
+        mask = x != 0  # NaN too: a missing value is kept for the learner to count
+        indptr = np.zeros(len(x) + 1, PTR_DTYPE)
+        np.cumsum(mask.sum(axis=1), out=indptr[1:])
+        indices = np.nonzero(mask)[1].astype(INDEX_DTYPE)
+        values = x[mask]
+        label_indptr = np.zeros(len(x) + 1, PTR_DTYPE)
+        label_ids = np.zeros(0, INDEX_DTYPE)
+        if Y is not None:
+            y = np.asarray(Y)
+            if y.ndim != 2 or len(y) != len(x):
+                raise ValueError(f"Y must be 2-D with one row per row of X ({len(x)}), not of "
+                                 f"shape {y.shape}")
+            if y.dtype.kind not in "biuf":
+                raise TypeError(f"Y must hold 0/1 or booleans, not {y.dtype}")
+            on = y == 1
+            wrong = np.flatnonzero(~(on | (y == 0)))
+            if len(wrong):
+                r, c = divmod(int(wrong[0]), y.shape[1])
+                raise ValueError(f"row {r}, label {c}: {y[r, c].item()!r} is not 0/1 (Y is an "
+                                 "indicator matrix: 1 or True means present)")
+            np.cumsum(on.sum(axis=1), out=label_indptr[1:])
+            label_ids = np.nonzero(on)[1].astype(INDEX_DTYPE)
+        return cls(indptr, indices, values, label_indptr, label_ids)
 
     @classmethod
     def empty(cls) -> Batch:

@@ -25,7 +25,7 @@ Both containers work: Parquet (``.parquet``, compressed, for storage) and Arrow 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,6 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from ihomer.stream.base import (
-    INDEX_DTYPE,
     MAX_ABS_VALUE,
     PTR_DTYPE,
     VALUE_DTYPE,
@@ -255,38 +254,85 @@ class RecordedStream:
         for b in self.batches(65536):
             yield from b
 
-    @staticmethod
-    def _list_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        """(offsets rebased to 0, flat values) of a list array, honouring slicing."""
-        arr = arr.cast(pa.large_list(arr.type.value_type)) if not pa.types.is_large_list(
-            arr.type) else arr
-        offsets = np.asarray(arr.offsets)
-        flat = np.asarray(arr.values)[offsets[0]: offsets[-1]]
-        return (offsets - offsets[0]).astype(PTR_DTYPE), flat
-
     def _to_batch(self, rb: pa.RecordBatch) -> Batch:
-        label_indptr, label_ids = self._list_parts(rb.column("labels"))
-        if self.layout == "sparse":
-            indptr, indices = self._list_parts(rb.column("feature_indices"))
-            _, values = self._list_parts(rb.column("feature_values"))
-        else:
-            col = rb.column("features")
-            f = self.schema.n_features
-            dense = np.asarray(col.flatten()).reshape(len(rb), f) if f else np.zeros((len(rb), 0))
-            mask = dense != 0
-            indptr = np.zeros(len(rb) + 1, dtype=PTR_DTYPE)
-            np.cumsum(mask.sum(axis=1), out=indptr[1:])
-            _, indices = np.nonzero(mask)
-            values = dense[mask]
-        names = rb.schema.names
-        return Batch(
-            indptr=indptr,
-            indices=indices.astype(INDEX_DTYPE, copy=False),
-            values=values.astype(VALUE_DTYPE, copy=False),
-            label_indptr=label_indptr,
-            label_ids=label_ids.astype(INDEX_DTYPE, copy=False),
-            event_ids=rb.column("event_id").to_pylist() if "event_id" in names else None,
-            event_times=rb.column("event_time").to_numpy(zero_copy_only=False)
-            if "event_time" in names else None,
-            texts=rb.column("text").to_pylist() if "text" in names else None,
-        )
+        return batch_from_arrow(rb)
+
+
+def _column(data: pa.Table | pa.RecordBatch, name: str) -> pa.Array:
+    col = data.column(name)
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+
+def _list_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets rebased to 0, flat values) of a list array, honouring slicing."""
+    arr = arr.cast(pa.large_list(arr.type.value_type)) if not pa.types.is_large_list(
+        arr.type) else arr
+    offsets = np.asarray(arr.offsets)
+    flat = np.asarray(arr.values)[offsets[0]: offsets[-1]]
+    return (offsets - offsets[0]).astype(PTR_DTYPE), flat
+
+
+def batch_from_arrow(data: pa.Table | pa.RecordBatch, features: Sequence[str] | None = None,
+                     labels: Sequence[str] | None = None) -> Batch:
+    """The rows of an Arrow table or record batch as a :class:`Batch`.
+
+    Two shapes are read:
+
+    * the recorded-stream layout (the module docstring: a ``labels`` list column, and
+      ``feature_indices`` with ``feature_values``, or ``features``), as :class:`RecordedStream`
+      reads it, ``event_id``, ``event_time`` and ``text`` included;
+    * a wide table, one column per feature and one per label: name them, in id order, with
+      ``features`` (numbers; a null is a missing value) and ``labels`` (0/1 or booleans).
+
+    >>> t = pa.table({"a": [0.5, None], "b": [1, 0], "rock": [True, False]})
+    >>> b = batch_from_arrow(t, features=["a", "b"], labels=["rock"])
+    >>> b.indices.tolist(), b.values.tolist(), b.label_ids.tolist()
+    ([0, 1, 0], [0.5, 1.0, nan], [0])
+    """
+    names = data.schema.names
+    if features is not None or labels is not None:
+        missing = [c for c in (*(features or ()), *(labels or ())) if c not in names]
+        if missing:
+            raise ValueError(f"no column {missing[0]!r} in the table (it has {names})")
+
+        def matrix(cols: Sequence[str], what: str) -> np.ndarray:
+            out = np.zeros((data.num_rows, len(cols)))
+            for j, c in enumerate(cols):
+                col = _column(data, c)
+                if what == "label" and col.null_count:
+                    raise ValueError(f"label column {c!r} has a null (a label is 0/1)")
+                try:
+                    out[:, j] = np.asarray(col.to_numpy(zero_copy_only=False), VALUE_DTYPE)
+                except (TypeError, ValueError, pa.ArrowInvalid) as e:
+                    raise TypeError(f"{what} column {c!r} ({col.type}) is not numeric: {e}") \
+                        from None
+            return out
+
+        return Batch.from_dense(matrix(features or (), "feature"),
+                                matrix(labels or (), "label") if labels else None)
+    if "labels" not in names or not ({"feature_indices", "features"} & set(names)):
+        raise ValueError("a table without the recorded-stream columns ('labels' and "
+                         "'feature_indices'/'feature_values' or 'features') needs the names "
+                         f"of its feature and label columns (features=..., labels=...); it has "
+                         f"{names}")
+    label_indptr, label_ids = _list_parts(_column(data, "labels"))
+    if "feature_indices" in names:
+        indptr, indices = _list_parts(_column(data, "feature_indices"))
+        _, values = _list_parts(_column(data, "feature_values"))
+    else:
+        col = _column(data, "features")
+        f = col.type.list_size
+        dense = np.asarray(col.flatten()).reshape(len(data), f) if f else np.zeros((len(data), 0))
+        rows = Batch.from_dense(dense)
+        indptr, indices, values = rows.indptr, rows.indices, rows.values
+    return Batch(
+        indptr=indptr,
+        indices=indices,
+        values=values.astype(VALUE_DTYPE, copy=False),
+        label_indptr=label_indptr,
+        label_ids=label_ids,
+        event_ids=_column(data, "event_id").to_pylist() if "event_id" in names else None,
+        event_times=_column(data, "event_time").to_numpy(zero_copy_only=False)
+        if "event_time" in names else None,
+        texts=_column(data, "text").to_pylist() if "text" in names else None,
+    )
