@@ -13,6 +13,8 @@ The ``replay`` options are a contract other tools rely on (see README): keep the
 from __future__ import annotations
 
 import argparse
+import shlex
+import signal
 import sys
 import time
 import warnings
@@ -35,6 +37,8 @@ def _replay(args: argparse.Namespace) -> int:
     from ihomer.learners.registry import make, parse_params
     from ihomer.stream.sources import limit_stream, open_stream
 
+    if args.out:
+        _check_out_dir(Path(args.out))  # before the run, not after hours of it
     t0 = time.perf_counter()
     stream = limit_stream(open_stream(args.source, labels=args.labels), args.limit)
     stream, featurizer = _featurize(stream, args)
@@ -44,7 +48,7 @@ def _replay(args: argparse.Namespace) -> int:
     desc = f"{args.learner} on {Path(stream.schema.source).name}"
     # the evaluator loads (the first run after an install: compiles) the kernels before its
     # clock starts; the bar says so, and its rate starts with the first instances
-    bar = tqdm(total=total, unit="inst", disable=args.quiet, dynamic_ncols=True,
+    bar = tqdm(total=total, unit="inst", disable=args.quiet, dynamic_ncols=True, smoothing=0,
                desc=f"{desc} (loading kernels)", file=sys.stderr)
 
     started = False
@@ -59,13 +63,33 @@ def _replay(args: argparse.Namespace) -> int:
         bar.set_postfix(micro_f1=f"{m['micro_f1']:.4f}", ex_f1=f"{m['example_f1']:.4f}",
                         subset=f"{m['subset_accuracy']:.4f}", refresh=False)
 
-    result = prequential(stream, learner, learner_name=args.learner, batch_size=args.batch_size,
-                         window=args.window, batched=args.batched, seed=args.seed,
-                         progress=progress, total=total, max_seconds=args.max_seconds)
-    bar.close()
+    signals: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        if signals:  # a second one: give up at once
+            raise KeyboardInterrupt
+        signals.append(signum)
+        bar.write(f"ihomer: {signal.Signals(signum).name}: stopping after the instances under "
+                  "way, keeping the metrics so far (again to quit at once)", file=sys.stderr)
+
+    handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        result = prequential(stream, learner, learner_name=args.learner,
+                             batch_size=args.batch_size, window=args.window,
+                             batched=args.batched, seed=args.seed, progress=progress,
+                             total=total, max_seconds=args.max_seconds,
+                             should_stop=lambda: bool(signals))
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        bar.close()
     s = result.summary
+    if s["instances"] == 0 and not signals:
+        raise ValueError(f"{s['source']}: the stream has no instances, so there is nothing to "
+                         "measure")
     s["load_seconds"] = load_s
     s["labels"] = args.labels
+    s["command"] = " ".join(["ihomer", *map(shlex.quote, args.argv)])
     if featurizer is not None:
         s["featurizer"] = {"spec": featurizer.spec, **featurizer.params(),
                            "seconds": getattr(stream, "seconds", 0.0),
@@ -77,13 +101,28 @@ def _replay(args: argparse.Namespace) -> int:
              {"metric": "peak_rss_mib", "value": s["peak_rss_bytes"] / 2**20}]
     print(f"{args.learner} on {s['source']} ({s['n_labels']} labels, {s['n_features']} features)")
     if not s["complete"]:
-        print(f"time budget of {args.max_seconds:g} s reached: metrics over the first "
-              f"{s['instances']} of {s['stream_instances'] or '?'} instances")
+        why = (f"time budget of {args.max_seconds:g} s reached" if s["stopped"] == "budget"
+               else f"stopped by {signal.Signals(signals[0]).name}")
+        print(f"{why}: metrics over the first {s['instances']} of "
+              f"{s['stream_instances'] or '?'} instances")
     print(format_table(rows, ["metric", "value"]))
     if args.out:
         paths = result.write(args.out, plot=args.plot)
         print("wrote " + ", ".join(str(p) for p in paths))
-    return 0
+    return 128 + signals[0] if signals else 0
+
+
+def _check_out_dir(out: Path) -> None:
+    """Make ``out`` and write a probe file there, so that a path that cannot hold the results
+    (a file in the way, a read-only disk, no permission) fails before the run, in one line."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".ihomer-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot write the results there "
+                         f"({e.strerror or e})") from None
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -243,7 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "learning and report the metrics over the instances seen so far")
     r.add_argument("--seed", type=int, default=42)
     r.add_argument("--out", default=None, metavar="DIR",
-                   help="write summary.json, curve.csv, events.csv there")
+                   help="write summary.json, curve.csv, events.csv there (replacing those of "
+                        "an earlier run; checked before the run). Ctrl-C or SIGTERM ends the "
+                        "run early and still writes them, over the instances finished")
     r.add_argument("--plot", action="store_true", help="also write DIR/curve.png")
     r.add_argument("--window", type=_at_least(1), default=1000,
                    help="rolling-metric window (instances)")
@@ -332,6 +373,7 @@ DEFAULT_LEARNER = "ihomer"
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if getattr(args, "learner", "") is None:
         args.learner = DEFAULT_LEARNER
     if getattr(args, "plot", False) and not args.out:
@@ -344,6 +386,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Bad input or a bad option: one clear line, no traceback (see StreamError).
         print(f"ihomer: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a disk, a permission: also one line
+        print(f"ihomer: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ihomer: interrupted", file=sys.stderr)
+        return 130
     finally:
         warnings.formatwarning = shown
 

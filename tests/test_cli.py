@@ -108,3 +108,94 @@ def test_console_script_runs() -> None:
     out = subprocess.run([sys.executable, "-m", "ihomer.cli", "learners"], capture_output=True,
                          text=True, check=True).stdout
     assert "majority" in out and "river-br-nb" in out
+
+
+def _long_recording(path: Path, n: int = 40_000) -> Path:
+    """A synthetic stream long enough that a Python learner is still at it seconds in."""
+    import numpy as np
+
+    from ihomer.stream.base import Batch, InMemoryStream, Schema
+    from ihomer.stream.recorded import write_recorded
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 3))
+    y = np.column_stack([x[:, 0] > 0, x[:, 1] > 0])
+    schema = Schema(feature_names=("a", "b", "c"), label_names=("p", "q"), source="synthetic")
+    write_recorded(InMemoryStream(schema, Batch.from_dense(x, y)), path)
+    return path
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_signal_ends_the_replay_and_keeps_its_results(tmp_path: Path, sig: str) -> None:
+    # Before, Ctrl-C printed a KeyboardInterrupt traceback from inside a kernel and wrote
+    # nothing, 66,000 instances into imdb.
+    import signal
+    import time
+
+    src = _long_recording(tmp_path / "long.parquet")
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "ihomer.cli", "replay", str(src),
+                             "--learner", "river-br-nb", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            restore_signals=True)
+    seen = b""
+    deadline = time.monotonic() + 120
+    while b"river-br-nb on long.parquet: " not in seen and time.monotonic() < deadline:
+        seen += proc.stderr.read1(4096)  # the bar's description once the clock runs
+    time.sleep(0.5)
+    proc.send_signal(getattr(signal, sig))
+    stdout, stderr = proc.communicate(timeout=120)
+    stderr = (seen + stderr).decode()
+    assert proc.returncode == 128 + getattr(signal, sig), stderr
+    assert "Traceback" not in stderr
+    assert f"ihomer: {sig}: stopping after the instances under way" in stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped"] == "interrupted" and not summary["complete"]
+    assert 0 < summary["instances"] < 40_000 and summary["stream_instances"] == 40_000
+    assert f"stopped by {sig}: metrics over the first {summary['instances']} of 40000" in \
+        stdout.decode()
+    # the metrics are those of a run cut at the same instance
+    assert main(["replay", str(src), "--learner", "river-br-nb", "--quiet", "--limit",
+                 str(summary["instances"]), "--out", str(tmp_path / "cut")]) == 0
+    cut = json.loads((tmp_path / "cut" / "summary.json").read_text())
+    for key in REQUIRED[6:]:
+        assert summary[key] == cut[key], key
+
+
+def test_an_unwritable_out_is_refused_before_the_run(tmp_path: Path, capsys) -> None:
+    (tmp_path / "afile").write_text("")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        assert main(["replay", "--quiet", "--learner", "majority", "--out", str(out)]) == 2
+        captured = capsys.readouterr()
+        assert f"--out {out}: cannot write the results there" in captured.err
+        assert "Traceback" not in captured.err and "micro_f1" not in captured.out  # not run
+
+
+def test_a_results_folder_says_what_ran_and_holds_nothing_older(tmp_path: Path) -> None:
+    from ihomer import __version__
+
+    src = _long_recording(tmp_path / "s.parquet", n=300)
+    assert main(["replay", "--quiet", "--learner", "majority", "--out", str(tmp_path / "r"),
+                 "--plot"]) == 0
+    assert (tmp_path / "r" / "curve.png").exists()
+    assert main(["replay", str(src), "--quiet", "--learner", "majority", "--out",
+                 str(tmp_path / "r")]) == 0
+    assert not (tmp_path / "r" / "curve.png").exists()  # the first run's plot
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["source"] == str(src)  # the recording replayed, not what it was made from
+    assert summary["ihomer_version"] == __version__ and summary["started"].endswith("+00:00")
+    assert summary["command"] == (f"ihomer replay {src} --quiet --learner majority --out "
+                                  f"{tmp_path / 'r'}")
+
+
+@pytest.mark.parametrize("case", ["empty", "labels"])
+def test_a_replay_that_would_mislead_is_refused(tmp_path: Path, capsys, case: str) -> None:
+    if case == "empty":
+        src = tmp_path / "empty.arff"
+        src.write_text("@relation e\n@attribute a numeric\n@attribute y {0,1}\n@data\n")
+        argv, message = [str(src), "--labels", "last:1"], "the stream has no instances"
+    else:
+        src = _long_recording(tmp_path / "s.parquet", n=50)
+        argv, message = [str(src), "--labels", "first:1"], "a recorded stream carries its labels"
+    assert main(["replay", *argv, "--quiet", "--learner", "majority"]) == 2
+    assert message in capsys.readouterr().err

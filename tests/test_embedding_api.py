@@ -284,3 +284,15 @@ def test_a_river_pipeline_scales_then_learns():
         pipe.learn_one(x, y)
         scaler.learn_one(x)
         model.learn_one(scaler.transform_one(x), y)
+
+
+def test_read_only_arrays_come_in_writable():
+    # Arrow-backed and memory-mapped arrays are read-only, and numba compiles every kernel
+    # again for read-only arrays: a recorded stream's first replay compiled inside the clock.
+    arrays = [np.array([0, 1]), np.array([2], np.int32), np.array([1.5]), np.array([0, 1]),
+              np.array([0], np.int32)]
+    for a in arrays:
+        a.setflags(write=False)
+    b = Batch(*arrays)
+    for field in ("indptr", "indices", "values", "label_indptr", "label_ids"):
+        assert getattr(b, field).flags.writeable and getattr(b, field).flags.c_contiguous

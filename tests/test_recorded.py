@@ -40,7 +40,7 @@ def test_round_trip(tmp_path: Path, suffix: str, layout: str, sparse_data: bool)
     assert len(back) == 257
     assert back.schema.feature_names == stream.schema.feature_names
     assert back.schema.label_names == stream.schema.label_names
-    assert back.schema.source == "synthetic"
+    assert back.recorded_from == "synthetic" and back.schema.source == str(path)
     assert back.layout == layout
     assert_same_instances(stream, back)
     # Re-batching at any size gives the same rows.

@@ -29,11 +29,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ihomer import __version__
 from ihomer.evaluate.metrics import MultiLabelMetrics, RollingMultiLabelMetrics
 from ihomer.learners.adapters import as_learner
 from ihomer.learners.base import MultiLabelLearner
@@ -73,6 +75,8 @@ class Result:
         write_events_csv(self.events, paths[2])
         if plot:
             paths.append(write_plot(self, out / "curve.png"))
+        else:  # an earlier run's plot must not pass for this run's
+            (out / "curve.png").unlink(missing_ok=True)
         return paths
 
 
@@ -92,6 +96,7 @@ def prequential(
     progress: ProgressCallback | None = None,
     total: int | None = None,
     max_seconds: float | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Result:
     """Run ``learner`` prequentially over ``stream``.
 
@@ -117,6 +122,11 @@ def prequential(
         ["complete"]`` is then false). Chunks are sized from the measured rate so that a slow
         learner overshoots the budget by about a tenth at most; cutting a batch never changes
         results in exact mode.
+    should_stop
+        Asked before each part of a batch is handed over; once it says True the run ends
+        there, as when the budget runs out (``summary["stopped"]`` says which). The CLI
+        passes a flag its SIGINT and SIGTERM handlers set, so that Ctrl-C keeps the metrics
+        of every instance finished.
     """
     model: MultiLabelLearner = as_learner(learner)
     schema = stream.schema
@@ -131,13 +141,19 @@ def prequential(
     curve: list[dict[str, float]] = []
     n = 0
     learn_seconds = 0.0
-    complete = True
+    stopped: str | None = None
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
+    if progress is not None:
+        progress(0, 0.0, cumulative.get())  # the clock starts
     for batch in stream.batches(batch_size):
         start = 0
         while start < len(batch):
             if max_seconds is not None and learn_seconds >= max_seconds:
-                complete = False
+                stopped = "budget"
+            elif should_stop is not None and should_stop():
+                stopped = "interrupted"
+            if stopped:
                 break
             # Exact mode cuts the batch at curve points so the series lands on exact instance
             # counts (cutting cannot change its results); batched mode must keep its batches.
@@ -164,8 +180,9 @@ def prequential(
                 curve.append(_curve_row(n, time.perf_counter() - t0, cumulative, rolling))
         if progress is not None:
             progress(n, time.perf_counter() - t0, cumulative.get())
-        if not complete:
+        if stopped:
             break
+    complete = stopped is None
     seconds = time.perf_counter() - t0
     if not curve or curve[-1]["instance"] != n:
         curve.append(_curve_row(n, seconds, cumulative, rolling))
@@ -176,6 +193,7 @@ def prequential(
         "source": schema.source,
         "instances": n,
         "complete": complete,
+        "stopped": stopped,  # None, "budget" (max_seconds) or "interrupted" (should_stop)
         "stream_instances": n if complete else total,
         "max_seconds": max_seconds,
         "n_features": schema.n_features,
@@ -193,6 +211,8 @@ def prequential(
         "window": window,
         "events": len(events),
         "missing_values": getattr(model, "n_missing", 0),  # read as absent (learners.base)
+        "ihomer_version": __version__,
+        "started": started,
         "python": platform.python_version(),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
     }

@@ -24,6 +24,7 @@ Both containers work: Parquet (``.parquet``, compressed, for storage) and Arrow 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -212,7 +213,10 @@ class RecordedStream:
                 raise StreamError(where, None, None, f"unknown recorded-stream suffix {suffix!r}")
         except (pa.ArrowInvalid, OSError) as e:
             raise StreamError(where, None, None, f"not a readable Arrow/Parquet file: {e}") from e
-        self.schema, self.layout = _schema_from_meta(arrow.metadata, where)
+        schema, self.layout = _schema_from_meta(arrow.metadata, where)
+        #: the source the recording was made from (its schema's source is the recording)
+        self.recorded_from = schema.source
+        self.schema = dataclasses.replace(schema, source=where)
 
     def __len__(self) -> int:
         return self._rows

@@ -44,7 +44,7 @@ def open_stream(source: str | Path | None = None, labels: str | None = None) -> 
 
     ``labels`` is ``xml:FILE``, ``meka``, ``first:N``, ``last:N`` (ARFF) or ``json:FIELD``
     (JSON lines); ``None`` lets the reader decide (a sibling ``NAME.xml`` wins for ARFF).
-    Recorded streams carry their labels and ignore ``labels``.
+    Recorded streams carry their labels and refuse ``labels``.
     """
     path = default_source() if source is None else Path(source)
     if not path.exists():
@@ -58,6 +58,9 @@ def open_stream(source: str | Path | None = None, labels: str | None = None) -> 
         from ihomer.stream.jsonl import read_jsonl
 
         return read_jsonl(path, labels=labels or "json:tags")
+    if labels is not None:
+        raise ValueError(f"{path}: a recorded stream carries its labels, so --labels "
+                         f"{labels} would be ignored (choose the labels when converting)")
     return RecordedStream(path)
 
 
