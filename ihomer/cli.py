@@ -72,17 +72,26 @@ def _replay(args: argparse.Namespace) -> int:
         bar.write(f"ihomer: {signal.Signals(signum).name}: stopping after the instances under "
                   "way, keeping the metrics so far (again to quit at once)", file=sys.stderr)
 
+    answers = None
+    if args.predictions:
+        from ihomer.evaluate.report import AnswerWriter
+
+        answers = AnswerWriter(Path(args.out) / "predictions.jsonl",
+                               lambda: learner.label_vocab.names)
     handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         result = prequential(stream, learner, learner_name=args.learner,
                              batch_size=args.batch_size, window=args.window,
                              batched=args.batched, seed=args.seed, progress=progress,
                              total=total, max_seconds=args.max_seconds,
-                             should_stop=lambda: bool(signals))
+                             should_stop=lambda: bool(signals),
+                             on_answers=None if answers is None else answers.write)
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
         bar.close()
+        if answers is not None:
+            answers.close()
     s = result.summary
     if s["instances"] == 0 and not signals:
         raise ValueError(f"{s['source']}: the stream has no instances, so there is nothing to "
@@ -108,6 +117,10 @@ def _replay(args: argparse.Namespace) -> int:
     print(format_table(rows, ["metric", "value"]))
     if args.out:
         paths = result.write(args.out, plot=args.plot)
+        if answers is not None:
+            paths.append(answers.path)
+        else:  # an earlier run's answers must not pass for this run's
+            (Path(args.out) / "predictions.jsonl").unlink(missing_ok=True)
         print("wrote " + ", ".join(str(p) for p in paths))
     return 128 + signals[0] if signals else 0
 
@@ -286,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "an earlier run; checked before the run). Ctrl-C or SIGTERM ends the "
                         "run early and still writes them, over the instances finished")
     r.add_argument("--plot", action="store_true", help="also write DIR/curve.png")
+    r.add_argument("--predictions", action="store_true",
+                   help="also write DIR/predictions.jsonl: each instance's true and predicted "
+                        "labels (and scores), one JSON line each, as MOA's -o does")
     r.add_argument("--window", type=_at_least(1), default=1000,
                    help="rolling-metric window (instances)")
     r.add_argument("--batch-size", type=_at_least(1), default=256)
@@ -376,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if getattr(args, "learner", "") is None:
         args.learner = DEFAULT_LEARNER
-    if getattr(args, "plot", False) and not args.out:
+    if (getattr(args, "plot", False) or getattr(args, "predictions", False)) and not args.out:
         args.out = "ihomer-out"
     shown = warnings.formatwarning
     warnings.formatwarning = _one_line  # a warning reads like an error: no source line

@@ -135,7 +135,7 @@ def test_a_signal_ends_the_replay_and_keeps_its_results(tmp_path: Path, sig: str
     src = _long_recording(tmp_path / "long.parquet")
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "ihomer.cli", "replay", str(src),
-                             "--learner", "river-br-nb", "--out", str(out)],
+                             "--learner", "river-br-nb", "--out", str(out), "--predictions"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             restore_signals=True)
     seen = b""
@@ -154,6 +154,8 @@ def test_a_signal_ends_the_replay_and_keeps_its_results(tmp_path: Path, sig: str
     assert 0 < summary["instances"] < 40_000 and summary["stream_instances"] == 40_000
     assert f"stopped by {sig}: metrics over the first {summary['instances']} of 40000" in \
         stdout.decode()
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == summary["instances"]  # the answers the metrics cover
     # the metrics are those of a run cut at the same instance
     assert main(["replay", str(src), "--learner", "river-br-nb", "--quiet", "--limit",
                  str(summary["instances"]), "--out", str(tmp_path / "cut")]) == 0
@@ -199,3 +201,27 @@ def test_a_replay_that_would_mislead_is_refused(tmp_path: Path, capsys, case: st
         argv, message = [str(src), "--labels", "first:1"], "a recorded stream carries its labels"
     assert main(["replay", *argv, "--quiet", "--learner", "majority"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_predictions_file_gives_the_summarys_metrics_to_river(tmp_path: Path) -> None:
+    from river import metrics
+
+    assert main(["replay", "--quiet", "--learner", "mlhat", "--limit", "300", "--predictions",
+                 "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    rows = [json.loads(line) for line in (tmp_path / "predictions.jsonl").open()]
+    assert [r["instance"] for r in rows] == list(range(300))
+    labels = sorted({lab for r in rows for lab in r["true"] + r["predicted"]})
+    micro = metrics.multioutput.MicroAverage(metrics.F1())
+    exact = metrics.multioutput.ExactMatch()
+    for r in rows:
+        y = {lab: lab in r["true"] for lab in labels}
+        p = {lab: lab in r["predicted"] for lab in labels}
+        micro.update(y, p)
+        exact.update(y, p)
+        assert len(r["scores"]) == len(r["predicted"])
+    assert summary["micro_f1"] == pytest.approx(micro.get(), abs=1e-12)
+    assert summary["subset_accuracy"] == pytest.approx(exact.get(), abs=1e-12)
+    # a later run without --predictions leaves no stale answers behind
+    assert main(["replay", "--quiet", "--learner", "majority", "--out", str(tmp_path)]) == 0
+    assert not (tmp_path / "predictions.jsonl").exists()

@@ -38,8 +38,8 @@ import numpy as np
 from ihomer import __version__
 from ihomer.evaluate.metrics import MultiLabelMetrics, RollingMultiLabelMetrics
 from ihomer.learners.adapters import as_learner
-from ihomer.learners.base import MultiLabelLearner
-from ihomer.stream.base import Stream
+from ihomer.learners.base import MultiLabelLearner, Predictions
+from ihomer.stream.base import Batch, Stream
 
 METRIC_KEYS = (
     "subset_accuracy", "hamming_loss",
@@ -97,6 +97,7 @@ def prequential(
     total: int | None = None,
     max_seconds: float | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_answers: Callable[[int, Batch, Predictions], None] | None = None,
 ) -> Result:
     """Run ``learner`` prequentially over ``stream``.
 
@@ -127,6 +128,11 @@ def prequential(
         there, as when the budget runs out (``summary["stopped"]`` says which). The CLI
         passes a flag its SIGINT and SIGTERM handlers set, so that Ctrl-C keeps the metrics
         of every instance finished.
+    on_answers
+        Called with ``(index of the part's first instance, the part, the learner's answers
+        to it)`` as each part is scored: per-instance output for significance tests or checks
+        of the metrics (what ``ihomer replay --predictions`` writes), as MOA's
+        ``EvaluatePrequential -o`` does.
     """
     model: MultiLabelLearner = as_learner(learner)
     schema = stream.schema
@@ -173,6 +179,8 @@ def prequential(
                               n_labels)
             rolling.update(part.label_indptr, part.label_ids, pred.indptr, pred.label_ids,
                            n_labels)
+            if on_answers is not None:
+                on_answers(n, part, pred)
             crossed = (n + len(part)) // every > n // every
             n += len(part)
             start = stop

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ihomer.evaluate.prequential import Result
+    from ihomer.learners.base import Predictions
+    from ihomer.stream.base import Batch
 
 PLOTTED = ("micro_f1", "example_f1", "subset_accuracy", "hamming_loss")
 
@@ -29,6 +32,38 @@ def write_events_csv(events: list[dict[str, Any]], path: Path) -> None:
         w.writeheader()
         for e in events:
             w.writerow({k: e.get(k, "") for k in fields})
+
+
+class AnswerWriter:
+    """Writes each instance's truth and answer as one JSON line, while the replay runs:
+    ``{"instance": i, "id": event id or null, "true": [labels], "predicted": [labels],
+    "scores": [scores of the predicted labels] or null}``, labels by name. Pass
+    :meth:`write` as ``prequential(..., on_answers=...)``; rows reach the file as the parts
+    are scored, so a run stopped early keeps those of the instances its metrics cover."""
+
+    def __init__(self, path: Path, label_names: Callable[[], list[Any]]) -> None:
+        self.path = path
+        self._names = label_names
+        self._file = path.open("w", encoding="utf-8")
+
+    def write(self, first: int, part: Batch, pred: Predictions) -> None:
+        names = self._names()
+        lines = []
+        for i in range(len(part)):
+            a, b = part.label_indptr[i], part.label_indptr[i + 1]
+            c, d = pred.indptr[i], pred.indptr[i + 1]
+            lines.append(json.dumps({
+                "instance": first + i,
+                "id": None if part.event_ids is None else part.event_ids[i],
+                "true": [names[j] for j in part.label_ids[a:b].tolist()],
+                "predicted": [names[j] for j in pred.label_ids[c:d].tolist()],
+                "scores": None if pred.scores is None else
+                [round(float(v), 6) for v in pred.scores[c:d]],
+            }))
+        self._file.write("\n".join(lines) + "\n" if lines else "")
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def write_plot(result: Result, path: Path) -> Path:
