@@ -24,22 +24,20 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+from paths import ANCHORS, ROOT, manifest, read_csv
+
 METRICS = {"subset_accuracy": "subset_acc", "hamming_loss": "hamming",
            "example_f1": "example_f1", "micro_f1": "micro_f1", "macro_f1": "macro_f1"}
 
 
 def load(results: Path, learner: str, published: str) -> list[dict[str, Any]]:
-    with (SHARED / "datasets" / "MANIFEST.csv").open() as f:
-        manifest = {r["name"]: r for r in csv.DictReader(f)}
-    with (SHARED / "anchors" / "published_prequential.csv").open() as f:
-        anchors = {(r["dataset"], r["algorithm"]): r for r in csv.DictReader(f)}
+    datasets = {r["name"]: r for r in manifest()}
+    anchors = {(r["dataset"], r["algorithm"]): r for r in read_csv(ANCHORS)}
     with results.open() as f:
         ours = [r for r in csv.DictReader(f) if r["learner"] == learner and r["status"] == "ok"]
     rows = []
     for r in ours:
-        m = manifest[r["dataset"]]
+        m = datasets[r["dataset"]]
         # "Eukaryote (different features)" -> published name "Eukaryote", flagged as a variant.
         anchor = m["mlhat_anchor"].split(" (")[0]
         a = anchors.get((anchor, published)) if anchor else None

@@ -30,13 +30,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from paths import DATASETS, ROOT
+
 from ihomer.evaluate.prequential import METRIC_KEYS, prequential
 from ihomer.learners.registry import make
 from ihomer.stream.featurize import featurize_stream, make_featurizer
 from ihomer.stream.sources import limit_stream, open_stream
 
-ROOT = Path(__file__).resolve().parents[1]
-DEBTAGS = ROOT.parent / "shared" / "datasets" / "debtags.jsonl.gz"
+DEBTAGS = DATASETS / "debtags.jsonl.gz"
 
 
 def throughput(featurizer: Any, texts: list[str], chunk: int) -> float:

@@ -34,12 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from paths import DATASETS, ROOT
 
 from ihomer.connectors.producer import event_messages, publish
 from ihomer.stream.sources import limit_stream, open_stream
-
-ROOT = Path(__file__).resolve().parents[1]
-DATASETS = ROOT.parent / "shared" / "datasets"
 
 
 def free_port() -> int:

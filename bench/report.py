@@ -15,6 +15,7 @@ Plots (matplotlib, headless):
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
@@ -23,11 +24,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from paths import ANCHORS, ROOT
+
 SHOWN = ("subset_accuracy", "hamming_loss", "example_f1", "micro_f1", "macro_f1")
 ANCHOR_COLUMNS = {"subset_accuracy": "subset_acc", "hamming_loss": "hamming",
                   "example_f1": "example_f1", "micro_f1": "micro_f1", "macro_f1": "macro_f1"}
 QUALITY, QUALITY_LABEL = "micro_f1", "micro-F1"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def read_anchors(path: Path) -> dict[str, list[dict[str, str]]]:
@@ -342,10 +344,19 @@ def write(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any],
 
 def main(argv: list[str] | None = None) -> int:
     """Rebuild the report of an earlier run from its ``results.json``."""
-    out = Path((argv or sys.argv[1:] or ["bench/results/latest"])[0])
+    ap = argparse.ArgumentParser(description="Rebuild a benchmark report (report.md and the "
+                                 "plots) from its results.json, without running anything.")
+    ap.add_argument("folder", nargs="?", default="bench/results/latest",
+                    help="a report folder written by bench/run.py")
+    out = Path(ap.parse_args(argv).folder)
+    if not (out / "results.json").exists():
+        raise SystemExit(f"{out / 'results.json'}: not found (bench/run.py writes it in its "
+                         "report folder)")
     data = json.loads((out / "results.json").read_text())
     meta = data["meta"]
-    anchors = read_anchors(Path(meta["anchors"]))
+    # the published numbers where the run read them, else where this checkout finds them
+    recorded = Path(meta["anchors"])
+    anchors = read_anchors(recorded if recorded.exists() else ANCHORS)
     published = None if meta["published"] == "all" else set(filter(None, meta["published"]))
     print(write(out, data["rows"], meta, anchors, meta["anchor_of"], published))
     return 0

@@ -23,19 +23,16 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
+from paths import DATASETS, ROOT, manifest
 
 from ihomer.learners.hierarchy import IHOMER
 from ihomer.learners.mlhat import MLHAT
 from ihomer.learners.registry import parse_params
 from ihomer.stream.sources import open_stream
-
-ROOT = Path(__file__).resolve().parents[1]
-DATASETS = ROOT.parent / "shared" / "datasets"
 
 
 def per_instance_counts(truth_ptr: np.ndarray, truth: np.ndarray, pred_ptr: np.ndarray,
@@ -63,8 +60,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "restructure_dip.json"))
     args = ap.parse_args()
     w = args.window
-    with (DATASETS / "MANIFEST.csv").open() as f:
-        labels = {r["name"]: r["labels"] for r in csv.DictReader(f)}
+    labels = {r["name"]: r["labels"] for r in manifest()}
     results = {}
     for name in args.datasets:
         spec = labels.get(name, "")

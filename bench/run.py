@@ -40,13 +40,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report  # bench/ is a folder of scripts, not a package
+from paths import ANCHORS, DATASETS, ROOT, read_csv
 
 from ihomer.evaluate.prequential import METRIC_KEYS
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-DATASETS = SHARED / "datasets"
-ANCHORS = SHARED / "anchors" / "published_prequential.csv"
 OURS = ["majority", "mlhat", "ihomer", "ihomer:mode=flat"]  # ihomer's default mode is homer
 MOA_PEERS = ["moa-isoupt", "moa-mlht", "moa-br-ht"]
 RIVER_PEERS = ["river-br-ht", "river-br-hat", "river-br-arf", "river-br-lr", "river-cc",
@@ -80,12 +77,25 @@ CURVE_POINTS = 50  # cumulative micro-F1 points kept per run, to compare runs on
 
 
 def manifest() -> list[dict[str, str]]:
-    with (DATASETS / "MANIFEST.csv").open() as f:
-        return list(csv.DictReader(f))
+    return read_csv(DATASETS / "MANIFEST.csv")
+
+
+def own_file(path: str) -> dict[str, str]:
+    """A manifest row for a stream of one's own (a path in ``--datasets``): named after the
+    file, its labels found as ``ihomer replay`` finds them (a sibling NAME.xml, else MEKA's
+    ``-C``)."""
+    p = Path(path).resolve()
+    name = p.name
+    for suffix in (".gz", ".bz2", ".arff", ".jsonl", ".parquet", ".arrow"):
+        name = name.removesuffix(suffix)
+    return {"name": name, "file": str(p), "labels": "", "mlhat_anchor": ""}
 
 
 def select(names: str | None, profile: str | None) -> list[dict[str, str]]:
-    """Manifest rows for ``--datasets`` (names, ``all``, ``arff``, ``anchored``) or a profile."""
+    """Manifest rows for ``--datasets`` (names, ``all``, ``arff``, ``anchored``, or paths of
+    one's own streams) or a profile."""
+    if names is not None and all(Path(w).is_file() for w in names.split(",")):
+        return [own_file(w) for w in names.split(",")]  # no shared folder needed
     rows = manifest()
     if names is None and profile:
         wanted = PROFILES[profile]["datasets"]
@@ -99,10 +109,12 @@ def select(names: str | None, profile: str | None) -> list[dict[str, str]]:
     if names == "arff":
         return [r for r in rows if r["file"].endswith(".arff.gz")]
     wanted = names.split(",")
-    unknown = set(wanted) - {r["name"] for r in rows}
+    own = [own_file(w) for w in wanted if Path(w).is_file()]
+    unknown = set(wanted) - {r["name"] for r in rows} - {w for w in wanted if Path(w).is_file()}
     if unknown:
-        raise SystemExit(f"unknown datasets: {', '.join(sorted(unknown))}")
-    return [r for r in rows if r["name"] in wanted]
+        raise SystemExit(f"unknown datasets: {', '.join(sorted(unknown))} (neither a shared "
+                         "dataset's name nor a file)")
+    return [r for r in rows if r["name"] in wanted] + own
 
 
 def split_spec(spec: str) -> tuple[str, list[str]]:
@@ -124,7 +136,7 @@ def run_one(spec: str, ds: dict[str, str], runs: Path, timeout: float, params: l
     run_dir = runs / f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', spec)}__{ds['name']}"
     cmd = [sys.executable, "-m", "ihomer.cli", "replay", str(DATASETS / ds["file"]),
            "--learner", name, "--out", str(run_dir), "--quiet", "--seed", str(seed)]
-    if not ds["labels"].startswith("xml:"):  # a sibling NAME.xml is found by the reader
+    if ds["labels"] and not ds["labels"].startswith("xml:"):  # the reader finds NAME.xml
         cmd += ["--labels", ds["labels"]]
     for p in [*params, *own]:
         cmd += ["--param", p]
@@ -258,8 +270,6 @@ def main(argv: list[str] | None = None) -> int:
                          " which git ignores; the report only needs results.json and the PNGs)")
     args = ap.parse_args(argv)
 
-    if not DATASETS.exists():
-        raise SystemExit(f"shared datasets not found at {DATASETS}")
     preset = PROFILES.get(args.profile or "", {})
     out = Path(args.out or ROOT / "bench" / "results" / (args.profile or "latest"))
     runs = Path(args.runs or ROOT / "bench" / "results" / "tmp" / out.name)

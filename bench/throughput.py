@@ -21,13 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from paths import DATASETS, ROOT
+
 from ihomer.evaluate.prequential import peak_rss_bytes, prequential
 from ihomer.learners.baselines import NoOp
 from ihomer.stream.recorded import RecordedStream, write_recorded
 from ihomer.stream.sources import open_stream
-
-ROOT = Path(__file__).resolve().parents[1]
-DATASETS = ROOT.parent / "shared" / "datasets"
 
 
 def main() -> None:

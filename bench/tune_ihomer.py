@@ -20,21 +20,19 @@ from __future__ import annotations
 
 import argparse
 import ast
-import csv
 import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from paths import ANCHORS, DATASETS, ROOT, manifest, read_csv
 
 from ihomer.evaluate.metrics import MultiLabelMetrics
 from ihomer.learners.hierarchy import IHOMER
 from ihomer.learners.mlhat import MLHAT
 from ihomer.stream.sources import open_stream
 
-ROOT = Path(__file__).resolve().parents[1]
-DATASETS = ROOT.parent / "shared" / "datasets"
 LEARNERS = {"ihomer": IHOMER, "mlhat": MLHAT}
 MEANS = ("example_f1", "micro_f1", "subset_accuracy")
 
@@ -52,11 +50,8 @@ def parse_config(text: str) -> tuple[str, dict[str, Any]]:
 def anchored() -> list[tuple[str, str]]:
     """(name, label convention) of every shared dataset with a published MLHAT row, whose
     file is the variant the published run used or a documented stand-in (as bench/compare.py)."""
-    with (DATASETS / "MANIFEST.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    published = ROOT.parent / "shared" / "anchors" / "published_prequential.csv"
-    with published.open() as f:
-        names = {r["dataset"] for r in csv.DictReader(f) if r.get("algorithm") == "MLHAT"}
+    rows = manifest()
+    names = {r["dataset"] for r in read_csv(ANCHORS) if r.get("algorithm") == "MLHAT"}
     return [(r["name"], r["labels"]) for r in rows
             if r["mlhat_anchor"] and r["mlhat_anchor"].split(" (")[0] in names]
 
@@ -79,8 +74,7 @@ def main() -> None:
     sets = anchored()
     if args.datasets:
         wanted = args.datasets.split(",")
-        with (DATASETS / "MANIFEST.csv").open() as f:
-            conv = {r["name"]: r["labels"] for r in csv.DictReader(f)}
+        conv = {r["name"]: r["labels"] for r in manifest()}
         sets = [(n, conv[n]) for n in wanted]
     streams = {n: open_stream(DATASETS / f"{n}.arff.gz",
                               labels=None if lab.startswith("xml:") else lab)
