@@ -104,3 +104,20 @@ def test_labels_numbered_by_first_appearance(tmp_path_factory, tags):
     assert stream.schema.label_names == tuple(expected_names)
     for inst, t in zip(stream, tags, strict=True):
         assert inst.labels.tolist() == sorted({expected_names.index(x) for x in t})
+
+
+def test_the_service_events_own_fields_are_found_without_naming_them(tmp_path):
+    # the Kafka event contract's fields (id, text, labels): a file of such events replays as
+    # it is; before, only debtags' field names were read without options
+    path = write(tmp_path / "events.jsonl", ['{"id": "e1", "text": "a b", "labels": ["x"]}',
+                                             '{"id": 7, "text": "c", "labels": []}'])
+    stream = read_jsonl(path)
+    assert stream.schema.label_names == ("x",)
+    assert stream.data.event_ids == ["e1", "7"] and stream.data.texts == ["a b", "c"]
+    other = write(tmp_path / "other.jsonl", ['{"body": "a", "cats": ["x"]}'])
+    with pytest.raises(StreamError, match="no labels field: the first record has none of "
+                                          "labels, tags"):
+        read_jsonl(other)
+    with pytest.raises(StreamError, match="no text field"):
+        read_jsonl(other, labels="json:cats")
+    assert read_jsonl(other, labels="json:cats", text_fields=("body",)).data.event_ids == ["1"]

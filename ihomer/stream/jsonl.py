@@ -22,11 +22,19 @@ from ihomer.stream.labels import parse_label_spec
 __all__ = ["read_jsonl"]
 
 
+#: Field names looked for, in this order, when none is given: the Kafka service's event
+#: contract (``id``, ``text``, ``labels``) first, then Debian debtags' (``package``,
+#: ``description``, ``tags``).
+AUTO_LABELS = ("labels", "tags")
+AUTO_TEXT = ("text", "description")
+AUTO_ID = ("id", "package")
+
+
 def read_jsonl(
     path: str | Path,
-    labels: str = "json:tags",
-    text_fields: Sequence[str] = ("description",),
-    id_field: str | None = "package",
+    labels: str | None = None,
+    text_fields: Sequence[str] | None = None,
+    id_field: str | None = "auto",
 ) -> InMemoryStream:
     """Read a JSON-lines text stream (plain, ``.gz`` or ``.bz2``) into memory.
 
@@ -35,27 +43,39 @@ def read_jsonl(
     path
         The file: one JSON object per line; blank lines are skipped.
     labels
-        ``json:FIELD``: the field holding the list of label names of each record.
+        ``json:FIELD``: the field holding the list of label names of each record (default:
+        the first of :data:`AUTO_LABELS` the first record has).
     text_fields
-        Fields whose string values make up the text, joined by a newline in this order.
+        Fields whose string values make up the text, joined by a newline in this order
+        (default: the first of :data:`AUTO_TEXT` the first record has).
     id_field
-        Field used as the event id (a string or an integer). A record without it, or every
-        record when ``id_field`` is ``None``, gets its line number as id, so ids are always
-        present and stable across replays.
+        Field used as the event id (a string or an integer); ``"auto"``: the first of
+        :data:`AUTO_ID` the first record has. A record without it, or every record when
+        ``id_field`` is ``None`` (or ``"auto"`` finds none), gets its line number as id, so
+        ids are always present and stable across replays.
 
     """
-    spec = parse_label_spec(labels)
-    if spec.kind != "json":
-        raise ValueError(f"label spec {labels!r}: JSON-lines streams take json:FIELD")
-    label_field = str(spec.arg)
     source = str(path)
+    text = read_text(path)
+    first = _first_record(text, source)
+    if labels is None:
+        label_field = _auto(first, AUTO_LABELS, "labels", source)
+    else:
+        spec = parse_label_spec(labels)
+        if spec.kind != "json":
+            raise ValueError(f"label spec {labels!r}: JSON-lines streams take json:FIELD")
+        label_field = str(spec.arg)
+    if text_fields is None:
+        text_fields = (_auto(first, AUTO_TEXT, "text", source),)
+    if id_field == "auto":
+        id_field = next((f for f in AUTO_ID if f in first), None)
 
     label_of: dict[str, int] = {}
     texts: list[str] = []
     event_ids: list[str] = []
     label_ids: list[int] = []
     label_counts: list[int] = []
-    for number, line in enumerate(read_text(path).split("\n"), 1):
+    for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -111,3 +131,27 @@ def _field(record: dict[str, object], name: str, source: str, number: int) -> ob
     if name not in record:
         raise StreamError(source, number, name, "field is missing")
     return record[name]
+
+
+def _first_record(text: str, source: str) -> dict[str, object]:
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise StreamError(source, number, None, f"invalid JSON: {exc.msg}") from None
+            return record if isinstance(record, dict) else {}
+    return {}
+
+
+def _auto(record: dict[str, object], names: Sequence[str], what: str, source: str) -> str:
+    """The first of ``names`` that ``record`` (the stream's first) has; any of them for a
+    stream without records."""
+    if not record:
+        return names[0]
+    for name in names:
+        if name in record:
+            return name
+    raise StreamError(source, 1, None, f"no {what} field: the first record has none of "
+                      f"{', '.join(names)} (name it: --labels json:FIELD for labels, "
+                      "read_jsonl(text_fields=...) for text)")

@@ -57,7 +57,7 @@ def open_stream(source: str | Path | None = None, labels: str | None = None) -> 
     if kind == "jsonl":
         from ihomer.stream.jsonl import read_jsonl
 
-        return read_jsonl(path, labels=labels or "json:tags")
+        return read_jsonl(path, labels=labels)
     if labels is not None:
         raise ValueError(f"{path}: a recorded stream carries its labels, so --labels "
                          f"{labels} would be ignored (choose the labels when converting)")
