@@ -389,7 +389,8 @@ DEFAULT_LEARNER = "ihomer"
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    if args.command == "replay":  # serve and produce read every attribute as a setting
+        args.argv = list(sys.argv[1:] if argv is None else argv)
     if getattr(args, "learner", "") is None:
         args.learner = DEFAULT_LEARNER
     if (getattr(args, "plot", False) or getattr(args, "predictions", False)) and not args.out:
