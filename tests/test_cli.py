@@ -225,4 +225,3 @@ def test_the_predictions_file_gives_the_summarys_metrics_to_river(tmp_path: Path
     # a later run without --predictions leaves no stale answers behind
     assert main(["replay", "--quiet", "--learner", "majority", "--out", str(tmp_path)]) == 0
     assert not (tmp_path / "predictions.jsonl").exists()
-
