@@ -15,12 +15,12 @@ the learner's array face:
 next offset of every partition processed) are checkpointed every ``checkpoint_every`` records,
 when partitions are revoked, and on SIGTERM/SIGINT. A checkpoint first flushes the producer (so
 every prediction and dead letter it covers is in Kafka), then writes the checkpoint durably, and
-only then commits the offsets to the consumer group. After a crash the service reloads the
-newest checkpoint and seeks every partition it covers to the checkpoint's offset, whatever the
-group committed: the model learns every event exactly once, while predictions and dead letters
-of the records after the checkpoint are sent again (at-least-once output, with the same content
-since replaying from a checkpoint is deterministic). Partitions the checkpoint does not cover
-start at the group's committed offset (another instance's work) or at ``auto_offset_reset``.
+only then commits the offsets to the consumer group. Every partition starts at the group's
+committed offset (or at ``auto_offset_reset``); after a crash between a checkpoint and its
+commit the service skips the records its reloaded checkpoint already covers, and where
+another instance has gone further, it goes on from there. So the model learns every event
+exactly once, while predictions and dead letters of the records after the checkpoint are sent
+again (at-least-once output).
 
 With several instances in one group, each owns a model trained on the partitions it holds and
 its own checkpoint directory; key events by id so that delayed labels meet their event.
@@ -289,8 +289,9 @@ class Service:
             out.setdefault(t, {})[str(p)] = o
         return out
 
-    def checkpoint(self, reason: str) -> None:
-        """Flush outputs, write a durable checkpoint, then commit the offsets it covers."""
+    def checkpoint(self, reason: str, commit: bool = True) -> None:
+        """Flush outputs, write a durable checkpoint, then commit the offsets it covers (the
+        caller commits them when ``commit`` is false: see :meth:`_listener`)."""
         t0 = time.perf_counter()
         self._producer.flush()
         if self._send_error is not None:
@@ -307,7 +308,8 @@ class Service:
                      "counters": self.counters, "universe": self.universe}
             path = self.store.save(meta, state, self.learner)
             self._pause("commit")
-        self._commit()
+        if commit:
+            self._commit()
         self._since_checkpoint = 0
         seconds = time.perf_counter() - t0
         if self.metrics is not None:
@@ -317,12 +319,16 @@ class Service:
                  events_learned=self.counters["learned"], offsets=self._offsets_json(),
                  seconds=round(seconds, 4))
 
-    def _commit(self) -> None:
+    def _offsets(self) -> dict[Any, Any]:
+        """The offsets of the partitions held, as the consumer commits them."""
         from kafka import OffsetAndMetadata, TopicPartition
 
         owned = self._consumer.assignment()
-        offsets = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
-                   for (t, p), o in self.positions.items() if TopicPartition(t, p) in owned}
+        return {TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                for (t, p), o in self.positions.items() if TopicPartition(t, p) in owned}
+
+    def _commit(self) -> None:
+        offsets = self._offsets()
         if not offsets:
             return
         try:
@@ -405,7 +411,19 @@ class Service:
 
     # ------------------------------------------------------------------ processing
     def process(self, records: list[Any], t_poll: float) -> None:
-        """Handle the records of one partition, in offset order."""
+        """Handle the records of one partition, in offset order. Records below this model's
+        own position in the partition (what its checkpoint covers) are skipped: the model has
+        learned them, and they come again only when the group's committed offset lags the
+        checkpoint (a crash between the two, or a failed commit)."""
+        last = records[-1]
+        covered = self.positions.get((last.topic, last.partition))
+        if covered is not None and records[0].offset < covered:
+            fresh = [r for r in records if r.offset >= covered]
+            self.log("already_learned", partition=last.partition,
+                     records=len(records) - len(fresh), covered=covered)
+            records = fresh
+            if not records:
+                return
         kind: str | None = None
         run: list[tuple[Event, Any]] = []
         for rec in records:
@@ -421,7 +439,6 @@ class Service:
             run.append((ev, rec))
         if run:
             self._flush(kind, run, t_poll)  # type: ignore[arg-type]
-        last = records[-1]
         self.positions[(last.topic, last.partition)] = last.offset + 1
         self.counters["events_in"] += len(records)
         self._since_checkpoint += len(records)
@@ -526,30 +543,61 @@ class Service:
 
     # ------------------------------------------------------------------ consumer loop
     def _listener(self) -> Any:
-        from kafka import ConsumerRebalanceListener, TopicPartition
+        """The rebalance listener: a revoke checkpoints and commits before the partitions
+        move, so their next owner starts where this model stopped.
+
+        kafka-python 3 calls listeners on its IO loop, where a blocking ``commit`` is refused
+        ("Cannot block on net.run() from the IO thread"); there the listener is async and
+        awaits ``commit_async``. Before, every revoke's commit failed under kafka-python 3,
+        and the next owner re-learned the partition from the last interval commit. An
+        assignment only logs: the consumer starts at the group's committed offset, and
+        :meth:`process` skips what this model's checkpoint already covers."""
+        import kafka
 
         service = self
 
-        class Listener(ConsumerRebalanceListener):
-            def on_partitions_revoked(self, revoked: Any) -> None:
-                # After a failure the model may hold part of a batch whose offsets were not
-                # recorded: checkpointing it would re-learn that part after the restart.
-                if revoked and service._since_checkpoint and not service._failed:
-                    try:
-                        service.checkpoint("revoked")
-                    except Exception as e:  # a failed checkpoint is retried; crash-safe anyway
-                        service.log("checkpoint_failed", "error", error=repr(e))
-                service.log("partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
+        def revoked(parts: Any) -> dict[Any, Any]:
+            # After a failure the model may hold part of a batch whose offsets were not
+            # recorded: checkpointing it would re-learn that part after the restart.
+            offsets: dict[Any, Any] = {}
+            if parts and not service._failed:
+                try:
+                    if service._since_checkpoint:
+                        service.checkpoint("revoked", commit=False)
+                    offsets = service._offsets()
+                except Exception as e:  # a failed checkpoint is retried; crash-safe anyway
+                    service.log("checkpoint_failed", "error", error=repr(e))
+            service.log("partitions_revoked", partitions=sorted(tp.partition for tp in parts))
+            return offsets
 
-            def on_partitions_assigned(self, assigned: Any) -> None:
-                seeks = {}
-                for tp in assigned:
-                    offset = service.positions.get((tp.topic, tp.partition))
-                    if offset is not None:  # this model's own position wins over the group's
-                        service._consumer.seek(TopicPartition(tp.topic, tp.partition), offset)
-                        seeks[tp.partition] = offset
-                service.log("partitions_assigned",
-                            partitions=sorted(tp.partition for tp in assigned), seeks=seeks)
+        def assigned(parts: Any) -> None:
+            covered = {tp.partition: service.positions[(tp.topic, tp.partition)]
+                       for tp in parts if (tp.topic, tp.partition) in service.positions}
+            service.log("partitions_assigned", partitions=sorted(tp.partition for tp in parts),
+                        covered=covered)
+
+        if hasattr(kafka, "AsyncConsumerRebalanceListener"):  # kafka-python 3
+            class AsyncListener(kafka.AsyncConsumerRebalanceListener):
+                async def on_partitions_revoked(self, parts: Any) -> None:
+                    offsets = revoked(parts)
+                    if offsets:
+                        try:
+                            await service._consumer.commit_async(offsets)
+                        except Exception as e:
+                            service.log("commit_failed", "warning", error=repr(e))
+
+                async def on_partitions_assigned(self, parts: Any) -> None:
+                    assigned(parts)
+
+            return AsyncListener()
+
+        class Listener(kafka.ConsumerRebalanceListener):
+            def on_partitions_revoked(self, parts: Any) -> None:
+                if revoked(parts):
+                    service._commit()
+
+            def on_partitions_assigned(self, parts: Any) -> None:
+                assigned(parts)
 
         return Listener()
 

@@ -108,8 +108,9 @@ def test_sigkill_anywhere_learns_every_event_once(broker: Broker, start_service:
     # 3. Resumes at the checkpoint's offset, not the group's; killed between checkpoints.
     svc = start_service(broker.bootstrap, topics, *args, env={"IHOMER_DEBUG_PAUSE": "batch:0.2"})
     assert svc.wait_for(is_("checkpoint_loaded"), 60)["events_learned"] == durable
-    assert svc.wait_for(is_("partitions_assigned", partitions=[0]), 60)["seeks"] == {
+    assert svc.wait_for(is_("partitions_assigned", partitions=[0]), 60)["covered"] == {
         "0": durable}
+    assert svc.wait_for(is_("already_learned"), 60)["covered"] == durable  # skipped, not learned
     svc.wait_for(lambda r: r["event"] == "debug_pause" and r["events_learned"] >= durable + 100,
                  60)
     svc.kill()
