@@ -79,6 +79,9 @@ class Event:
     values: np.ndarray | None
     labels: np.ndarray | None
     text: str | None = None
+    #: a labels-only message's label names: they join the label set only once its event is
+    #: found waiting (:meth:`EventParser.label_ids`), so a dead-lettered one adds none
+    label_names: list[str] | None = None
 
     @property
     def kind(self) -> str:
@@ -212,12 +215,16 @@ class EventParser:
             indices, values = self._features(raw_features, event_id)
         elif text is not None:
             indices, values = np.zeros(0, INDEX_DTYPE), np.zeros(0, VALUE_DTYPE)
-        # Labels last: a rejected message must not grow the label vocabulary.
-        labels = None
-        if raw_labels is not None:
-            labels = np.asarray(sorted({self.label_vocab.add(x) for x in raw_labels}),
-                                dtype=INDEX_DTYPE)
+        # Labels last: a rejected message must not grow the label vocabulary, nor a labels-only
+        # one whose event is not waiting (the service resolves those once it finds the event).
+        if raw_labels is not None and indices is None:
+            return Event(event_id, None, None, None, text, label_names=raw_labels)
+        labels = None if raw_labels is None else self.label_ids(raw_labels)
         return Event(event_id, indices, values, labels, text)
+
+    def label_ids(self, names: list[str]) -> np.ndarray:
+        """Sorted ids of ``names``, new ones added to the label set."""
+        return np.asarray(sorted({self.label_vocab.add(x) for x in names}), dtype=INDEX_DTYPE)
 
     def _features(self, raw: object, event_id: str) -> tuple[np.ndarray, np.ndarray]:
         where = f"event {event_id!r}, field 'features'"

@@ -525,7 +525,8 @@ class Service:
                                   f"is not waiting for labels (never seen, already learned or "
                                   f"evicted from the join buffer)")
                 continue
-            rows.append((p.indices, p.values, ev.labels, p.text))
+            rows.append((p.indices, p.values, self.parser.label_ids(ev.label_names or []),
+                         p.text))
             ids.append(ev.event_id)
             preds.append(p.predicted)
         if not rows:

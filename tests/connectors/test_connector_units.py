@@ -286,7 +286,7 @@ def test_service_runs_in_record_order_without_a_broker() -> None:
         {"id": "b", "labels": ["x", "y"]},                  # join: learn b
         {"id": "d", "features": [1.0]},                     # waits
         {"id": "e", "features": [1.0]},                     # waits, evicts c
-        {"id": "c", "labels": ["y"]},                       # unknown_event (evicted)
+        {"id": "c", "labels": ["y", "stray"]},              # unknown_event (evicted)
         {"id": "f", "features": [1.0], "labels": ["y"]},    # test-then-train
     ]
     records = [Rec("in", 0, i, m["id"].encode(), json.dumps(m).encode())
@@ -302,6 +302,9 @@ def test_service_runs_in_record_order_without_a_broker() -> None:
     assert svc.counters["learned"] == 3 and svc.counters["labels_never_came"] == 1
     assert list(svc.join.rows) == ["d", "e"] and svc.positions == {("in", 0): 9}
     assert svc.quality.n == 3  # a, b (scored when its labels came) and f
+    # a dead-lettered message adds no label: before, "stray" joined the label set, and every
+    # macro metric counted it from then on (the service's numbers left the replay's)
+    assert svc.learner.label_vocab.names == ["x", "y"]
 
 
 class _FlakyConsumer:
