@@ -253,6 +253,8 @@ def _produce(args: argparse.Namespace) -> int:
     source = flags.pop("source", None)
     options = {k: flags.pop(k) for k in ("labels", "limit", "features", "delay_labels",
                                          "no_labels") if k in flags}
+    if options.get("no_labels") and options.get("delay_labels"):
+        raise ValueError("--no-labels sends no labels, so there are none to --delay-labels")
     cfg = load_config(flags, getattr(args, "config", None))
     stream = limit_stream(open_stream(source, labels=options.get("labels")),  # type: ignore[arg-type]
                           options.get("limit"))  # type: ignore[arg-type]
@@ -357,10 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "--schema-from, reject with it)")
     sv.add_argument("--feature-keys", choices=["auto", "index", "name"],
                     help="how keys of a features object are read (default auto)")
-    sv.add_argument("--max-message-bytes", type=int, help="larger records are dead-lettered")
+    sv.add_argument("--max-message-bytes", type=int,
+                    help="larger records are dead-lettered (default 1000000)")
     sv.add_argument("--metrics-host", help="Prometheus endpoint address (default 127.0.0.1)")
     sv.add_argument("--metrics-port", type=int, help="Prometheus port (default 9464, 0: off)")
-    sv.add_argument("--poll-timeout-ms", type=int)
+    sv.add_argument("--poll-timeout-ms", type=int,
+                    help="how long one poll waits for records (default 500)")
     sv.add_argument("--idle-exit", type=float, metavar="SECONDS",
                     help="checkpoint and exit after this long without records")
     sv.add_argument("--log-level", choices=["debug", "info", "warning", "error"])

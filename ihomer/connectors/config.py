@@ -122,7 +122,9 @@ def _apply(cfg: ServiceConfig, values: Mapping[str, Any], where: str) -> None:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """The settings of a TOML file: top-level keys, or those of a ``[serve]`` table."""
+    """The settings of a TOML file: its top-level keys and those of a ``[serve]`` table, the
+    table's winning where both name a setting (before, a file with both read the table only,
+    and silently fell back to the defaults for the rest)."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
@@ -137,8 +139,15 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{p}: no such config file") from None
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"{p}: invalid TOML: {e}") from None
-    serve = data.get("serve")
-    return serve if isinstance(serve, dict) else data
+    serve = data.pop("serve", None)
+    if serve is None:
+        return data
+    if not isinstance(serve, dict):
+        raise ValueError(f"{p}: 'serve' must be a table of settings")
+    for name in TABLES:  # the client tables merge key by key, as across the layers
+        if isinstance(data.get(name), dict) and isinstance(serve.get(name), dict):
+            serve[name] = {**data[name], **serve[name]}
+    return {**data, **serve}
 
 
 def load_config(

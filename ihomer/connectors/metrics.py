@@ -89,7 +89,11 @@ class ServiceMetrics:
         self._server: Any = None
 
     def serve(self, host: str, port: int) -> None:
-        self._server, _ = start_http_server(port, addr=host, registry=self.registry)
+        try:
+            self._server, _ = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as e:
+            raise OSError(e.errno, f"metrics endpoint {host}:{port}: {e.strerror} (choose "
+                          "another --metrics-port, or 0 for none)") from None
 
     def close(self) -> None:
         if self._server is not None:

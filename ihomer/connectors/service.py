@@ -245,6 +245,7 @@ class Service:
         self._stop = False
         self._failed = False
         self._failed_polls = 0  # polls in a row that found no broker
+        self._max_poll_records = 500  # the consumer's (kafka-python's default until run())
         self._send_error: BaseException | None = None
         self._since_checkpoint = 0
         self._consumer: Any = None
@@ -611,6 +612,11 @@ class Service:
         for tp in self._consumer.assignment():
             hw = self._consumer.highwater(tp)
             pos = self.positions.get((tp.topic, tp.partition))
+            if pos is None:  # not read from yet: the consumer's fetch position, so that a
+                try:         # partition waiting its turn shows its whole backlog
+                    pos = self._consumer.position(tp, timeout_ms=100)
+                except Exception:  # no position yet (the group's offset is being fetched)
+                    pos = None
             if hw is not None and pos is not None:
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - pos))
         self.metrics.pending.set(len(self.join))
@@ -640,7 +646,11 @@ class Service:
         from kafka.errors import KafkaError
 
         try:
-            polled = self._consumer.poll(timeout_ms=self.cfg.poll_timeout_ms)
+            # no more records than the next checkpoint is due after, so that
+            # --checkpoint-every N holds below the consumer's max_poll_records too
+            due = max(1, self.cfg.checkpoint_every - self._since_checkpoint)
+            polled = self._consumer.poll(timeout_ms=self.cfg.poll_timeout_ms,
+                                         max_records=min(due, self._max_poll_records))
         except KafkaError as e:
             if not e.retriable:
                 raise
@@ -662,6 +672,7 @@ class Service:
             raise ValueError("consumer option enable_auto_commit must stay off: the service "
                              "commits offsets itself, after each durable checkpoint")
         consumer_opts = {**cfg.consumer, "enable_auto_commit": False}
+        self._max_poll_records = int(consumer_opts.get("max_poll_records", 500))
         self._producer = KafkaProducer(bootstrap_servers=cfg.bootstrap_servers, **cfg.producer)
         self._consumer = KafkaConsumer(bootstrap_servers=cfg.bootstrap_servers,
                                        group_id=cfg.group_id, **consumer_opts)
@@ -673,6 +684,9 @@ class Service:
         self.log("started", version=__version__, learner=cfg.learner, group_id=cfg.group_id,
                  input_topic=cfg.input_topic, output_topic=cfg.output_topic,
                  dead_letter_topic=cfg.dead_letter_topic,
+                 bootstrap_servers=cfg.bootstrap_servers, checkpoint_dir=cfg.checkpoint_dir,
+                 checkpoint_every=cfg.checkpoint_every, consumer=_shown(consumer_opts),
+                 producer=_shown(cfg.producer),
                  metrics=f"http://{cfg.metrics_host}:{cfg.metrics_port}/metrics"
                  if self.metrics else None)
         code = 0
@@ -715,3 +729,12 @@ class Service:
                 self.store.close()
         self.log("stopped", code=code, **self.summary())
         return code
+
+
+def _shown(options: dict[str, Any]) -> dict[str, Any]:
+    """Client options for the log, secrets (passwords, keys, tokens) masked: the effective
+    settings of every layer, so that a wrong file or environment value shows at start."""
+    secret = ("password", "secret", "token", "key")
+    return {k: "***" if any(w in k.lower() for w in secret) and not k.endswith("_deserializer")
+            else v if isinstance(v, str | int | float | bool | type(None)) else repr(v)
+            for k, v in options.items()}

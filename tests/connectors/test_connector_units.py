@@ -236,6 +236,18 @@ def test_config_precedence(tmp_path: Path) -> None:
         load_config({}, None, {"IHOMER_CHECKPOINT_EVERY": "lots"})
 
 
+def test_a_config_file_reads_its_top_level_and_its_serve_table(tmp_path: Path) -> None:
+    # before, a file with both read the [serve] table only: the service then went to the
+    # default broker address, saying nothing about the keys it dropped
+    toml = tmp_path / "mixed.toml"
+    toml.write_text('bootstrap_servers = "127.0.0.1:19092"\ninput_topic = "top"\n'
+                    '[consumer]\nfetch_min_bytes = 2\nsession_timeout_ms = 9000\n'
+                    '[serve]\ninput_topic = "serve"\n[serve.consumer]\nfetch_min_bytes = 5\n')
+    cfg = load_config({}, toml, {})
+    assert (cfg.bootstrap_servers, cfg.input_topic) == ("127.0.0.1:19092", "serve")
+    assert cfg.consumer["fetch_min_bytes"] == 5 and cfg.consumer["session_timeout_ms"] == 9000
+
+
 def test_serve_refuses_early_and_clearly(tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     from ihomer.cli import main
@@ -314,7 +326,7 @@ class _FlakyConsumer:
         self.errors = errors
         self.polls = 0
 
-    def poll(self, timeout_ms: int) -> dict[str, list[int]]:
+    def poll(self, timeout_ms: int, max_records: int | None = None) -> dict[str, list[int]]:
         self.polls += 1
         if self.errors:
             raise self.errors.pop(0)
