@@ -141,6 +141,10 @@ class EventParser:
     max_feature_index
         Without a schema, the largest sparse index accepted, so that one bad message cannot
         make a learner allocate a billion columns.
+    featurizer
+        Whether the service computes features from text: without one, an event that carries
+        text but no features is refused (``missing_field``) instead of being answered from
+        an empty row.
     """
 
     def __init__(
@@ -153,6 +157,7 @@ class EventParser:
         feature_keys: str = "auto",
         max_message_bytes: int = 1_000_000,
         max_feature_index: int = 1 << 20,
+        featurizer: bool = False,
     ) -> None:
         if unknown_features not in UNKNOWN_FEATURE_POLICIES:
             raise ValueError(f"unknown_features must be one of {UNKNOWN_FEATURE_POLICIES}, "
@@ -166,6 +171,7 @@ class EventParser:
         self.unknown_features = unknown_features
         self.feature_keys = feature_keys
         self.max_message_bytes = max_message_bytes
+        self.featurizer = featurizer
         self.max_feature_index = max_feature_index if n_features is None else n_features - 1
         self.ignored_features = 0
         #: null feature values read as absent (missing values), over the accepted messages
@@ -194,6 +200,8 @@ class EventParser:
             raise Rejected("wrong_type", f"field 'id': expected a string or an integer, "
                                          f"got {type(raw_id).__name__}")
         event_id = str(raw_id)
+        if not event_id:
+            raise Rejected("wrong_type", "field 'id': an empty string names no event")
 
         text = record.get("text")
         if text is not None and not isinstance(text, str):
@@ -214,6 +222,10 @@ class EventParser:
         if raw_features is not None:
             indices, values = self._features(raw_features, event_id)
         elif text is not None:
+            if not self.featurizer:
+                raise Rejected("missing_field", f"event {event_id!r}: text but no 'features', "
+                                                "and the service computes none from text (start "
+                                                "it with --featurizer)")
             indices, values = np.zeros(0, INDEX_DTYPE), np.zeros(0, VALUE_DTYPE)
         # Labels last: a rejected message must not grow the label vocabulary, nor a labels-only
         # one whose event is not waiting (the service resolves those once it finds the event).

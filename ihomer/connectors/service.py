@@ -238,7 +238,7 @@ class Service:
         self.parser = EventParser(
             self.learner.feature_vocab, self.learner.label_vocab, n_features=n_features,
             unknown_features=cfg.unknown_feature_policy(), feature_keys=cfg.feature_keys,
-            max_message_bytes=cfg.max_message_bytes)
+            max_message_bytes=cfg.max_message_bytes, featurizer=self.featurizer is not None)
         self.parser.ignored_features = int(self.counters.get("ignored_features", 0))
         self.parser.missing_values = int(self.counters.get("missing_values", 0))
         self.metrics = ServiceMetrics() if cfg.metrics_port else None

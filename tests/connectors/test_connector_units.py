@@ -42,6 +42,8 @@ def parser(**kw: object) -> EventParser:
     (b'{"id": "e", "features": [1, 2, 3], "labels": "x"}', "wrong_type"),
     (b'{"id": "e", "features": [1, 2, 3], "labels": [1]}', "wrong_type"),
     (b'{"id": "e", "text": 7}', "wrong_type"),
+    (b'{"id": "", "features": [1, 2, 3]}', "wrong_type"),  # an empty id names no event
+    (b'{"id": "t", "text": "only text"}', "missing_field"),  # no featurizer: no features
     (b'{"id": "e", "features": [1, NaN, 3]}', "non_finite"),
     (b'{"id": "e", "features": [1, Infinity, 3]}', "non_finite"),
     (b'{"id": "e", "features": [1, 1e999, 3]}', "non_finite"),
@@ -74,7 +76,8 @@ def test_feature_forms_and_kinds() -> None:
     assert named.indices.tolist() == [0, 2] and named.values.tolist() == [2.0, 1.0]
     assert named.text == "hi"
     assert p.parse(b'{"id": "n", "labels": []}').kind == "labels"
-    assert p.parse(b'{"id": "t", "text": "only text"}').indices.tolist() == []
+    assert parser(featurizer=True).parse(b'{"id": "t", "text": "only text"}').indices.tolist() \
+        == []
 
 
 def test_unknown_feature_policies() -> None:
