@@ -671,6 +671,11 @@ class Service:
         if cfg.consumer.get("enable_auto_commit"):
             raise ValueError("consumer option enable_auto_commit must stay off: the service "
                              "commits offsets itself, after each durable checkpoint")
+        # The kernels load (the first run after an install: compile, about a minute on two
+        # cores) before the consumer joins its group, not inside the first events' latency.
+        if getattr(self.learner, "jitted", False):
+            self.log("loading_kernels", learner=cfg.learner)
+            self.log("kernels_loaded", seconds=round(self.learner.warm_up(), 3))
         consumer_opts = {**cfg.consumer, "enable_auto_commit": False}
         self._max_poll_records = int(consumer_opts.get("max_poll_records", 500))
         self._producer = KafkaProducer(bootstrap_servers=cfg.bootstrap_servers, **cfg.producer)
