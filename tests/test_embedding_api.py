@@ -59,8 +59,13 @@ def test_scoring_a_labelled_batch_leaves_the_model_as_it_was(name):
     model.predict_proba_many(parts[2])
     model.predict_many(wide)
     model.predict_proba_many(wide)
+    # and feature ids beyond it: the model never saw them, and scoring adds no name for them
+    unseen = Batch(parts[2].indptr, parts[2].indices + 500, parts[2].values,
+                   parts[2].label_indptr, parts[2].label_ids)
+    model.predict_many(unseen)
     assert model.n_labels == twin.n_labels == stream.schema.n_labels
     assert model.label_vocab.names == twin.label_vocab.names
+    assert model.feature_vocab.names == twin.feature_vocab.names
     got, want = model.test_then_train_many(parts[3]), twin.test_then_train_many(parts[3])
     np.testing.assert_array_equal(got.indptr, want.indptr)
     np.testing.assert_array_equal(got.label_ids, want.label_ids)

@@ -438,11 +438,24 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
         batch = self._ensure_batch(self._unlabelled(batch))
         return self._answered(batch, False, self._predict_batch)
 
-    @staticmethod
-    def _unlabelled(batch: Batch) -> Batch:
-        """The rows a prediction reads: their labels dropped, so that no label id of theirs
-        can grow the model's label set (scoring must never change the model)."""
-        return batch.without_labels() if isinstance(batch, Batch) else batch
+    def _unlabelled(self, batch: Batch) -> Batch:
+        """The rows a prediction reads: their labels dropped, and the features the model has
+        no name for (ids beyond its vocabulary, which it never saw and knows nothing of, as
+        ``predict_one`` drops unknown names), so that scoring never grows the model."""
+        if not isinstance(batch, Batch):
+            return batch  # _ensure_batch says what it takes
+        batch = batch.without_labels()
+        known = len(self.feature_vocab)
+        if len(batch.indices) and int(batch.indices.max()) >= known:
+            batch.check()  # the layout, before it is read
+            keep = batch.indices < known
+            rows = np.repeat(np.arange(len(batch)), np.diff(batch.indptr))[keep]
+            indptr = np.zeros(len(batch) + 1, PTR_DTYPE)
+            np.cumsum(np.bincount(rows, minlength=len(batch)), out=indptr[1:])
+            batch = Batch(indptr, batch.indices[keep], batch.values[keep], batch.label_indptr,
+                          batch.label_ids, event_ids=batch.event_ids,
+                          event_times=batch.event_times, texts=batch.texts)
+        return batch
 
     def _answered(self, batch: Batch, learned: bool,
                   run: Callable[[Batch], Predictions]) -> Predictions:
