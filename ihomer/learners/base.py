@@ -361,12 +361,7 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
             raise ValueError(f"{where}, feature {feature}: {_unusable(batch.values[first])}")
         # the feature, not the row: a replay hands the learner its stream in parts
         self._missing(len(bad), f"feature {feature}", 4)  # the caller of a *_many
-        keep = np.repeat(np.arange(len(batch)), np.diff(batch.indptr))[usable]
-        indptr = np.zeros(len(batch) + 1, PTR_DTYPE)
-        np.cumsum(np.bincount(keep, minlength=len(batch)), out=indptr[1:])
-        return Batch(indptr, batch.indices[usable], batch.values[usable], batch.label_indptr,
-                     batch.label_ids, event_ids=batch.event_ids, event_times=batch.event_times,
-                     texts=batch.texts)
+        return batch.keep_entries(usable)
 
     def _missing(self, count: int, first: str, stacklevel: int) -> None:
         if self.n_missing == 0:
@@ -448,13 +443,7 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
         known = len(self.feature_vocab)
         if len(batch.indices) and int(batch.indices.max()) >= known:
             batch.check()  # the layout, before it is read
-            keep = batch.indices < known
-            rows = np.repeat(np.arange(len(batch)), np.diff(batch.indptr))[keep]
-            indptr = np.zeros(len(batch) + 1, PTR_DTYPE)
-            np.cumsum(np.bincount(rows, minlength=len(batch)), out=indptr[1:])
-            batch = Batch(indptr, batch.indices[keep], batch.values[keep], batch.label_indptr,
-                          batch.label_ids, event_ids=batch.event_ids,
-                          event_times=batch.event_times, texts=batch.texts)
+            batch = batch.keep_entries(batch.indices < known)
         return batch
 
     def _answered(self, batch: Batch, learned: bool,

@@ -315,6 +315,16 @@ class Batch:
             texts=None if all(t is None for t in texts) else [t or "" for t in texts],
         )
 
+    def keep_entries(self, keep: np.ndarray) -> Batch:
+        """The same rows, with only the feature entries where ``keep`` is true (labels, ids,
+        times and texts as they are)."""
+        rows = np.repeat(np.arange(len(self)), np.diff(self.indptr))[keep]
+        indptr = np.zeros(len(self) + 1, PTR_DTYPE)
+        np.cumsum(np.bincount(rows, minlength=len(self)), out=indptr[1:])
+        return Batch(indptr, self.indices[keep], self.values[keep], self.label_indptr,
+                     self.label_ids, event_ids=self.event_ids, event_times=self.event_times,
+                     texts=self.texts)
+
     def without_labels(self) -> Batch:
         """The same rows with no labels: what a prediction reads (the features, and the ids
         and times that name the rows), so that scoring can never grow a model's label set."""
