@@ -4,8 +4,8 @@ Every configuration runs the exact prequential protocol (``test_then_train_many`
 stream, every instance predicted before it is learned) on each dataset with a published MLHAT
 row, and is scored with the project's metrics (river's conventions). The means over the
 datasets are what the defaults in ``ihomer/learners/hierarchy.py`` and
-``ihomer/learners/mlhat/tree.py`` were chosen by; the grid of 2026-12-01 is in
-``bench/results/tuning.json``.
+``ihomer/learners/mlhat/tree.py`` were chosen by; every configuration's numbers are in
+``bench/results/tuning.json`` and the account of what was measured, and why, in ``bench/TUNING.md``.
 
 A configuration is ``LEARNER`` or ``LEARNER:{python dict of constructor arguments}``::
 

@@ -46,241 +46,46 @@ tree has no statistics for it yet, so nothing of that instance leaks into its pr
 
 Defaults
 --------
-Frozen on the shared suite: prequential runs over the 21 datasets with a published MLHAT row,
-means of example F1 / micro F1 / subset accuracy (the script is ``bench/tune_ihomer.py``; the
-2026-12-01 grid is in ``bench/results/tuning.json``).
+Frozen on the shared suite: ``bench/tune_ihomer.py`` runs the exact prequential protocol over
+the 21 datasets with a published MLHAT row, and the defaults are the settings with the best
+means of example F1 / micro F1 / subset accuracy, checked on the streams they were not chosen
+on (the other ARFF streams and debtags, in ``bench/run.py --profile full``). Under the defaults the
+hierarchy measures 0.6029 / 0.6128 / 0.3994 (one ``mlhat`` tree: 0.6032 / 0.6126 / 0.3981).
+Every measurement behind them, in the order it was made and with the variants not adopted, is
+in ``bench/TUNING.md``; the figures below are the latest for each choice (2026-12-07 unless
+said).
 
-* ``mode="homer"``: 0.572 / 0.582 / 0.367 (21 s for all 21 streams) against flat's 0.525 /
-  0.557 / 0.344 (116 s): flat fragments rare labels into per-cluster trees trained on every
-  instance, whose leaves settle on the empty set. In homer mode MLHAT's ``nonempty`` rule is
-  what the meta-label means: a cluster the meta tree switched on has at least one label, and
-  its tree (trained only on such instances, so it never saw an empty set) names one.
-  Predicting instead by the product P(cluster) P(label | cluster) at 0.5, with the nonempty
-  rule over all labels, measured 0.567 / 0.579 / 0.374 against HOMER's gate at 0.572 / 0.581
-  / 0.368 (both with ``cluster_delta=0.9``): the gate stays.
-  Gating by labels instead of meta-labels was measured too (2026-12-01, with a patched copy,
-  not an option here). The meta tree fits a meta-label, a union of unlike labels, with one
-  linear leaf model, and it names the right set of clusters less often than per-label models
-  do: on medical for 65.0 % of instances, where one tree over the labels gets 68.2 %; on
-  langlog 28.2 % against 29.7 %. A gate that is one tree over every label, with a cluster
-  active where the gate names one of its labels, measured 0.577 / 0.586 / 0.380. Keeping only
-  the labels that both the gate and the cluster trees name (or the gate's set where they share
-  none) measured 0.575 / 0.584 / 0.384, above ``mlhat``'s subset accuracy. Random clusters
-  then do as well (0.576 / 0.585 / 0.383), because the partition no longer matters. On the
-  other four ARFF streams (genbase, cal500, delicious, corel16k001) it lost to the meta tree
-  (0.340 / 0.346 / 0.115 against 0.374 / 0.371 / 0.129), and debtags took 303 s instead of
-  98 s. Routing to a cluster that either gate switches on measured 0.586 / 0.590 / 0.361.
-  None of these was adopted. Nor is the clustering's evolution what costs most: started
-  on the final partition of a default run, with the clustering frozen, the hierarchy measured
-  0.575 / 0.583 / 0.373 (the default: 0.575 / 0.585 / 0.370; ``mlhat``: 0.578 / 0.581 /
-  0.381).
-* ``cluster_delta=0.1`` (ODAC's convention, ``ln(1/delta)``: a wider bound than the spec's
-  starting 0.9, which measured 0.572 / 0.581 / 0.368); 0.3 and 0.01 are within 0.001.
-  ``n_min`` (50, 200, 500), ``cluster_tau`` (0.05, 0.2, 0.3), ``max_size`` (8, 32, 64) and
-  ``min_size=1`` move every mean by at most 0.002, so they keep the spec's values (later,
-  with ``model_fading``, ``max_size`` 2 and 4 too: 0.573 / 0.586 / 0.372 and 0.574 / 0.586 /
-  0.371 against 0.575 / 0.585 / 0.370);
-  ``min_size=2`` loses 0.005 to 0.006 on all three, and ``min_size`` near ``sqrt(L)/2`` (fewer,
-  larger clusters) 0.018 in example F1 on the six largest label sets: many small clusters
-  route best (these were measured before handover was extended to homer mode, with the
-  handover-less default at 0.573 / 0.582 / 0.368). Random clusters of ODAC's sizes
-  (``partition="random"``) reach 0.552 / 0.567 / 0.356.
-* ``handover=True`` (both modes): 0.572 / 0.582 / 0.367 against 0.573 / 0.582 / 0.368 with new
-  trees answering at once, for the sake of the specification's "no dip": the micro F1 of the
-  500 instances after a restructure, against a frozen twin of the model that skips it
-  (``bench/restructure_dip.py``, 25 shared datasets), fell by up to 0.037 without handover
-  (imdb) and by at most 0.016 with it (stackex-chess; 0.012 on imdb with ``model_fading``,
-  0.009 on bibtex with ``no_change`` and ``decode="seen"``).
-  Windows of ``handover_min=200``
-  instances, ``handover_max=5000``.
-* ``warm_start=True``, as the specification requires ("never from nothing"); it also starts
-  a new cluster's meta-label from the meta column of the cluster it came from. Without
-  handover it measured better than cold starts (0.573 / 0.582 / 0.368 against 0.570 / 0.578 /
-  0.368); with handover, which hides a cold tree until it is as good as the old one, cold
-  starts measure 0.573 / 0.583 / 0.369, marginally above (0.001 to 0.002).
-* Tree parameters are MLHAT's defaults (``tree`` overrides them, e.g.
-  ``{"grace_period": 100}``); MLHAT's logistic steps ``(1, 5)`` are also best here: ``(2, 10)``
-  0.569 / 0.577 / 0.362, ``(0.5, 5)`` 0.573 / 0.581 / 0.369. MLHAT's ``model_fading=0.99``
-  (leaf models rated by a faded loss) lifts the defaults to 0.575 / 0.585 / 0.370; the other
-  figures in this list were measured before it, with plain sums. MLHAT's ``decode="seen"``
-  came last: every tree (the meta tree over seen combinations of clusters, each cluster tree
-  over its seen label sets) lifts the defaults to 0.576 / 0.585 / 0.371, where ``mlhat``
-  gains more (0.578 / 0.585 / 0.387). One decoder over the whole label set needs every
-  label's probability for every instance, as P(cluster) P(label | cluster): offline, on the
-  score vectors of every tree for every instance, that measured 0.575 / 0.586 / 0.386 (the
-  same product at 0.5 without decoding: 0.575 / 0.587 / 0.379). The cluster trees of homer
-  mode see only the instances routed to them, and scoring every tree on every instance is
-  flat mode's prediction cost, so the decoder of ``decode`` (below) estimates the rest.
-  MLHAT's ``decode="f1"`` in every tree (``tree={"decode": "f1"}``) measured 0.582 / 0.581 /
-  0.355: within a cluster the expected-F1 set is taken given that the cluster is active,
-  which adds labels the global answer would not (``mlhat`` itself reaches 0.591 / 0.589 /
-  0.369 with it).
-* ``decode="seen"`` (2026-12-02, with ``no_change``): the decoder over all labels, where a
-  cluster the meta tree did not route an instance to gives its labels P(cluster) times their
-  share of the cluster's learned instances: 0.581 / 0.589 / 0.378 against 0.580 / 0.588 /
-  0.373 for the union of the clusters' answers (``"clusters"``). Subset accuracy gains most
-  on medical (+0.019), stackex-chess (+0.017), 20ng and ohsumed (+0.013) and loses on
-  virus-go (-0.010, 207 instances). Scoring every tree on every instance instead of the
-  share measured 0.582 / 0.590 / 0.379 in 1.6 times the time. ``decode="f1"`` measured
-  0.588 / 0.589 / 0.363: more example F1, less subset accuracy, as in ``mlhat``; an option.
-  The ablations with all of today's defaults: random clusters of ODAC's sizes 0.570 / 0.578 /
-  0.371, cold starts (``warm_start=False``) 0.578 / 0.587 / 0.375, flat mode 0.568 / 0.576 /
-  0.377 (in 2.5 times the time).
-* ``no_change=True`` (measured 2026-12-02, after all of the above): the last learned label
-  set answers instead of the hierarchy while it rates better (MOA's no-change baseline as a
-  rival answer, :class:`~ihomer.learners.decoding.NoChange`): 0.581 / 0.589 / 0.373 against
-  0.576 / 0.585 / 0.371 without. It pays on streams recorded in runs of alike instances
-  (corel5k +0.056 example F1, plant and eukaryote-go +0.019, tmc2007 +0.014, imdb +0.009)
-  and costs little elsewhere (virus-go, 207 instances, -0.007; water-quality -0.003; scene
-  -0.002); on delicious, corel16k001, cal500 and genbase 0.399 / 0.394 / 0.146 against
-  0.376 / 0.375 / 0.130. ``no_change=False`` turns it off.
-* Rival answers rated by half their 0/1 loss and half their F1 loss
-  (:func:`~ihomer.learners.decoding.answer_loss`) rather than the F1 loss alone, with the
-  label set of the most similar of the last 200 learned instances as a second rival of
-  ``no_change`` (measured 2026-12-02, after all of the above): 0.585 / 0.595 / 0.386 against
-  0.581 / 0.589 / 0.378 before. ``decode="f1"`` measures 0.586 / 0.595 / 0.383 there, which
-  ``mlhat`` takes as its default (0.592 / 0.599 / 0.387 there against 0.586 / 0.595 / 0.391
-  with ``"seen"``); here it buys 0.001 example F1 for 0.003 subset accuracy, so ``"seen"``
-  stays. ``no_change=False``: 0.577 / 0.587 / 0.379; ``decode="clusters"``: 0.586 / 0.594 /
-  0.379. The ablations with these defaults: random clusters of ODAC's sizes 0.579 / 0.588 /
-  0.381, cold starts 0.584 / 0.594 / 0.385, flat mode 0.580 / 0.591 / 0.384 (3.5 times the
-  time). On delicious, corel16k001, cal500 and genbase 0.523 / 0.526 / 0.266 against 0.399 /
-  0.394 / 0.146 (genbase 0.927 example F1 by the nearest instance). The trees follow MLHAT's
-  default, now ``decode="f1"``: with ``tree={"decode": "seen"}`` 0.582 / 0.593 / 0.386.
-  The clustering's parameters, checked again under these defaults (``cluster_delta`` 0.03
-  and 0.3, ``n_min`` 50 and 200, ``max_size`` 8 and 32, ``handover_min`` 100 and 400), move
-  no mean by more than 0.0007.
-* Leaves that mix their models per label (MLHAT's ``leaf_mixing=1``) and the vote of the
-  five nearest recent instances mixed into the decoder's probabilities (``vote_weight``),
-  measured 2026-12-02 after all of the above: ``decode="f1"`` with ``vote_weight=0.2``
-  0.599 / 0.605 / 0.385, ``"seen"`` 0.590 / 0.600 / 0.389. ``"f1"`` is the default since
-  (+0.009 example F1, +0.005 micro F1, -0.004 subset accuracy), as in ``mlhat``, which
-  reaches 0.601 / 0.607 / 0.389 with the same parts (ahead of the hierarchy on all three:
-  virus-go, flags and medical cost it most). With ``"f1"`` the vote's weight measured 0.598
-  example F1 at 0.1, 0.25 and 0.3, 0.597 at 0.4; the trees' ``leaf_mixing`` 0.5 and 2 were
-  within 0.0005 of 1 (these before a label no model was rated on answered by the leaf's rule,
-  which moved the means by under 0.001). The vote alone, without the leaves' mixing, measured
-  0.586 / 0.596 / 0.389 (``"seen"``, weight 0.3) and 0.591 / 0.598 / 0.386 (``"f1"``); the
-  mixing without the vote 0.595 / 0.603 / 0.384, the vote without the trees' mixing 0.590 /
-  0.598 / 0.386. Flat mode: 0.600 / 0.607 / 0.387 in 2.2 times the time; random clusters
-  0.594 / 0.600 / 0.382; cold starts 0.599 / 0.605 / 0.384.
-* Every cluster tree scores every instance for the decoder over all labels, and a handover
-  needs strictly fewer errors (measured 2026-12-02, fourth session, after all of the above).
-  Until then a cluster the meta tree did not route an instance to gave its labels P(cluster)
-  times their share of the cluster's learned instances, since scoring every tree had cost
-  1.6 times the time as separate calls around the routed ones; a learn mask in MLHAT's kernel
-  (:meth:`~ihomer.learners.mlhat.MLHAT.test_then_train_scored`) now does it in the one pass
-  per tree and segment, which is faster than the routed calls were (imdb 36 s against 52 s in
-  ``bench/run.py``). 0.598 / 0.605 / 0.385 -> 0.601 / 0.607 / 0.385: bibtex +0.014 example
-  F1, enron +0.008, ohsumed +0.007. ``decode="seen"`` now measures 0.590 / 0.600 / 0.390
-  (above ``mlhat``'s 0.3894 subset accuracy, below 0.60 example F1); ``vote_weight`` 0, 0.1
-  and 0.3: 0.598, 0.601 and 0.600 example F1 (0.385, 0.385, 0.383 subset accuracy), so 0.2
-  stays. Handing over on a tie (the rule before) measured the same means (0.598 / 0.605 /
-  0.385 with the share) but cost two restructures more than 0.02 against a frozen twin
-  (``bench/restructure_dip.py``): a projected tree whose leaves mix their models per label
-  answers its labels as the tree it came from, ties in every window and got them without
-  evidence. Ablations under these defaults: flat mode 0.600 / 0.607 / 0.387 in 2.8 times the
-  time, random clusters 0.597 / 0.603 / 0.382, cold starts 0.601 / 0.607 / 0.384, no
-  handover 0.601 / 0.608 / 0.385, ``no_change=False`` 0.592 / 0.596 / 0.379.
-* The trees answer by their thresholds under a decoder over all labels (measured right after
-  the above): 0.6005 / 0.6075 / 0.3859 against 0.6007 / 0.6074 / 0.3847 with every tree's own
-  expected-F1 decoder (MLHAT's default), and 0.6004 / 0.6075 / 0.3856 with ``"seen"`` trees;
-  63 s for the 21 against 81 s, since every tree now scores every instance and decoded each.
-* A new meta-label starts as absent from every instance the meta tree learned (MLHAT's
-  ``new_labels="absent"``), and a label that joins an existing cluster's tree starts blank
-  (``"blank"``; measured 2026-12-02, fifth session, after all of the above). The meta tree
-  used to add a column only when its cluster appeared: after the one instance that brought a
-  new label it switched that cluster on for the next instances, until enough absences pulled
-  it down, where a tree bound to every label from the start had learned it absent all along.
-  On medical, whose 45 labels arrive over the stream, that cost 0.023 subset accuracy
-  (0.598 against 0.621). Means 0.6013 / 0.6086 / 0.3885 against 0.6005 / 0.6075 / 0.3859
-  (virus-go +0.015, langlog +0.011, medical +0.023). Starting the cluster trees' new labels
-  absent too measured 0.6004 / 0.6076 / 0.3874: such a label has just begun to occur with the
-  cluster's labels, and absent from every routed instance it stays off for hundreds of them.
-  Under these defaults (fifth session): ``vote_weight`` 0.1 and 0.3 0.6006 and 0.5993 example
-  F1 (0.3866, 0.3873 subset accuracy), ``decode="seen"`` 0.5855 / 0.5966 / 0.3945,
-  ``"clusters"`` 0.5938 / 0.6030 / 0.3821, no handover 0.6017 / 0.6088 / 0.3883, cold starts
-  0.6017 / 0.6083 / 0.3881, trees decoding ``"seen"`` 0.6014 / 0.6087 / 0.3883, flat mode
-  0.6004 / 0.6068 / 0.3860 (2.4 times the time), random clusters 0.5978 / 0.6038 / 0.3842,
-  ``no_change=False`` 0.5920 / 0.5973 / 0.3823. Tried the same day and not adopted: the
-  threshold answer taken from P(cluster) P(label | cluster) at 0.5 (with the ``nonempty``
-  rule) rather than the union of the routed trees' answers, 0.5996 / 0.6060 / 0.3856
-  (medical and ohsumed gain, langlog loses), or with the rule only where the top score beats
-  the rate of empty label sets, 0.5987 / 0.6060 / 0.3873; seen sets scored by the
-  hierarchy's own factorisation, P(cluster) for each cluster a set touches times P(its
-  labels | cluster) given at least one, instead of as independent labels: 0.6024 / 0.6090 /
-  0.3869 (yeast, slashdot and tmc2007 lose subset accuracy to sets with more labels). Before
-  the new meta-labels started absent (against 0.6005 / 0.6075 / 0.3859): the rival answers
-  rated separately in four bins of how probable the row's answer is, 0.6009 / 0.6075 /
-  0.3856 (``mlhat`` lost 0.002 on all three), and the product's threshold answer rated as one
-  more rival, 0.5999 / 0.6070 / 0.3854. Handed to the decoder instead of the union, the
-  threshold of those probabilities with the ``nonempty`` rule only where the meta tree names
-  a cluster measured 0.5997 / 0.6068 / 0.3878 (sixth session; ``bench/answer_stages.py``
-  shows the hierarchy's probabilities beating ``mlhat``'s by log loss on 17 of the 21 while
-  the union, as handed to the decoder, is exact less often: 0.381 against 0.387).
-* ``labelset_prior=0.5``, the same weight as ``mlhat``'s (measured 2026-12-06, after all of
-  the above): the decoder over all labels rates each seen set by how much more often it
-  occurred than its labels' frequencies would make it, which gives back dependence between
-  clusters that the product of the trees' probabilities leaves out: 0.6005 / 0.6103 / 0.3964
-  against 0.6013 / 0.6086 / 0.3885 without, 1 measured 0.6015 / 0.6075 / 0.3910. ``mlhat``
-  gains as much from it (0.6001 / 0.6091 / 0.3980), so it keeps its lead on subset accuracy.
-* ``vote_weight=0.2`` checked again under the label-set prior (2026-12-07, after all of the
-  above): 0.6005 / 0.6103 / 0.3964; 0.1 0.6005 / 0.6103 / 0.3939, 0.25 0.6010 / 0.6106 /
-  0.3976, 0.3 (``mlhat``'s) 0.6005 / 0.6102 / 0.3989, 0.35 0.5992 / 0.6089 / 0.3979, 0.4
-  0.5972 / 0.6066 / 0.3973. 0.3 would lead ``mlhat`` on subset accuracy over the 21 (0.3989
-  against 0.3980; on flags, one cluster of its 7 labels, the weight alone makes the gap:
-  ``ihomer`` 0.0773 at 0.2 and 0.1186 at 0.3, ``mlhat`` 0.0979 at 0.2 and 0.1082 at 0.3), but
-  on the five shared streams the weights were not chosen on it lost (``bench/run.py
-  --profile full``, example F1 / micro F1 / subset accuracy): debtags 0.6365 / 0.5566 /
-  0.4300 -> 0.6274 / 0.5392 / 0.4227, delicious 0.3344 / 0.3358 -> 0.3317 / 0.3315 example
-  and micro F1, cal500 +0.007 on both F1, corel16k001 and genbase within 0.001. The weight
-  stays at 0.2: a 0.0025 gain on the suite it was picked on does not outweigh 0.017 micro F1
-  on the largest text stream, the kind a Kafka topic carries.
-* No label answered before it was learned (2026-12-07, a fix): a label is placed in its
-  cluster's tree before the instance that brings it, and a fresh ("blank") column can score
-  0.5, so the union of the trees' answers handed to the decoder could hold the instance's own
-  new label, and the decoder sometimes gave it. Every figure above was measured with that
-  leak. Under the defaults of the bullet above: 0.6003 / 0.6095 / 0.3947 against 0.6005 /
-  0.6103 / 0.3964 with it (medical -0.010, stackex-chess -0.008, plant -0.008 subset
-  accuracy, where labels keep arriving). New cluster labels starting absent instead of
-  blank, checked again without the leak: 0.6021 / 0.6116 / 0.3937, against the defaults'
-  0.6034 / 0.6127 / 0.3975 below.
-* ``route_from=2`` (2026-12-07): with one cluster the hierarchy is one tree over all labels
-  and the meta tree only learns. Routing a single cluster makes ``ihomer`` differ from
-  ``mlhat`` on a stream with no label structure to find: on flags (one cluster of 7 labels)
-  0.0773 subset accuracy against 0.0927. Means, without the leak and with the vote's share
-  chosen online (below): 0.6034 / 0.6127 / 0.3975 against 0.6035 / 0.6128 / 0.3961 routing
-  from the first cluster; at the fixed vote weight 0.2, 0.6002 / 0.6093 / 0.3947 both ways.
-  Before the leak was fixed, routing from 3 clusters measured 0.5999 / 0.6093 / 0.3951 and
-  from 5 0.6000 / 0.6095 / 0.3948, against 0.6009 / 0.6106 / 0.3974 from 2.
-* ``vote_weight="auto"`` (2026-12-07, as ``mlhat``'s): the vote's share chosen online per
-  stream, among 0 to 0.5, by the faded log loss of the mixed probabilities: 0.6034 /
-  0.6127 / 0.3975 against 0.6002 / 0.6093 / 0.3947 at the fixed 0.2. ``mlhat`` measures
-  0.6032 / 0.6126 / 0.3981 with it, so ``ihomer`` leads it on both F1 by 0.0001 to 0.0002
-  and trails it on subset accuracy by 0.0006, losing it on 15 of the 21 (most on medical,
-  -0.022, emotions -0.012 and bibtex -0.009; flags, +0.046 on 194 instances, is most of
-  what it wins).
-* ``first_rival="threshold"`` (2026-12-07, after all of the above): the decoder over all labels
-  starts from the per-label threshold of the probabilities it decodes, P(cluster) P(label |
-  cluster), with MLHAT's ``nonempty`` rule, as one MLHAT starts from its tree's threshold
-  answer, rather than from the union of the routed trees' answers (each at 0.5 of its own
-  factor; ``answer_stages.py`` had that union exact on 0.379 of the instances against
-  ``mlhat``'s 0.387). 0.6029 / 0.6128 / 0.3994 against 0.6034 / 0.6127 / 0.3975 with the
-  union: subset accuracy gains on 16 of the 21 (medical +0.013, virus-go +0.010, birds
-  +0.006, enron +0.004, ohsumed +0.004) and loses on langlog (-0.007, also -0.008 example F1)
-  and 20ng (-0.001). Against ``mlhat`` (0.6032 / 0.6126 / 0.3981): +0.0013 subset accuracy,
-  +0.0002 micro F1, -0.0003 example F1; it wins subset accuracy on 7 of the 21 and loses on
-  14, and flags (+0.046 on 194 instances, one cluster) holds more than the whole lead.
-  Session six measured a variant of this (the threshold with the ``nonempty`` rule only where
-  the meta tree named a cluster) at 0.5997 / 0.6068 / 0.3878 against 0.6005 / 0.6075 /
-  0.3859, with the truth leak and before the prior and the vote's chosen share.
-* ``max_bytes=1 GiB`` for all trees together: no anchored dataset comes near it (imdb peaks
-  at 485 MiB of RSS, as the majority baseline does: that is the stream itself; delicious at
-  449 MiB, in ``bench/run.py`` on 2026-12-02); debtags with 65,536 hashed features and 598
-  labels holds it, at a peak RSS of 1,150 MiB (flat mode, with about 160 trees, measured
-  earlier: 1,792 MiB; both with the kernels cached, as ``bench/run.py`` measures). A budget
-  of 768 MiB cost debtags 0.011 micro F1 and 0.041 subset accuracy (measured when every tree
-  still held its own copy of the feature names).
+* ``mode="homer"``: the meta tree routes, so a tree learns only the instances with one of its
+  labels, which keeps very large label sets cheap (debtags, 598 labels, 247 s against one
+  tree's 366 s). ``"flat"`` measures 0.6043 / 0.6131 / 0.3983 in 2.5 times the time.
+* ``cluster_delta=0.1`` (ODAC's ``ln(1/delta)`` convention), ``cluster_tau=0.1``,
+  ``n_min=100`` and sizes from the data: values around them (``cluster_delta`` 0.03 and 0.3,
+  ``n_min`` 50 and 200, ``max_size`` 8 and 32) moved no mean by more than 0.0007
+  (2026-12-02); ``min_size=2`` lost 0.005. ODAC's partition against random clusters of the
+  same sizes (``partition="random"``): 0.6003 / 0.6088 / 0.3959.
+* ``warm_start=True`` and ``handover=True`` (windows of ``handover_min=200``, strictly fewer
+  errors, ``handover_max=5000``): the specification's restructuring without a dip. Against a
+  frozen twin that skips a restructure, the micro F1 of the next 500 instances falls by at
+  most 0.012 (``bench/restructure_dip.py``, 25 streams; 0.037 without handover). Cold starts
+  measure 0.6020 / 0.6116 / 0.4000, no handover 0.6025 / 0.6123 / 0.3984.
+* ``decode="f1"``, ``first_rival="threshold"``, ``labelset_prior=0.5``: one decoder over all
+  labels, on P(cluster) P(label | cluster), starts from those probabilities' threshold
+  answer and rates the most likely seen label set and the set of highest expected example F1
+  against it, as one MLHAT does. The union of the trees' answers as the first rival measures
+  0.6034 / 0.6127 / 0.3975; ``decode="seen"`` gave up 0.016 example F1 for 0.006 subset
+  accuracy and ``"clusters"`` lost on all three (2026-12-02); without the label-set prior
+  subset accuracy fell by 0.008.
+* ``no_change=True`` and ``vote_weight="auto"``: the last learned label set and the nearest
+  recent instances' as rival answers, and their vote's share of the probabilities chosen
+  online per stream. Without ``no_change`` the means fell by 0.009 / 0.011 / 0.006 (2026-12-02);
+  the fixed share 0.2 measures 0.6002 / 0.6093 / 0.3947.
+* ``route_from=2``: with one cluster there is nothing to route, and the hierarchy answers as
+  one tree (on flags, one cluster of 7 labels, subset accuracy 0.077 routed against 0.093).
+  Routing from the first cluster measures 0.6035 / 0.6128 / 0.3961.
+* ``tree``: MLHAT's defaults, the trees answering by their thresholds under the decoder over
+  all labels (their own decoders cost time and measured the same).
+* ``max_bytes=1 GiB`` for all trees together: no anchored stream comes near it; debtags
+  (65,536 hashed features, 598 labels) peaks at 1,147 MiB of RSS under it.
 
 Example
 -------

@@ -230,112 +230,39 @@ class MLHAT(MultiLabelLearner):
 
     Defaults. ``grace_period=200``, ``delta=1e-7``, ``tau=0.05``, ``adwin_delta=0.002``,
     ``switch_significance=0.05`` and ``drift_window=300`` are river's (and MLHAT's). The others
-    were chosen by prequential runs over the 19 datasets of the shared suite that have a
-    published MLHAT result (mean example F1 / micro F1; published MLHAT: 0.509 / 0.505):
+    were chosen with ``bench/tune_ihomer.py``, exact prequential runs over the 21 datasets of the
+    shared suite with a published MLHAT row, by the means of example F1 / micro F1 / subset
+    accuracy: 0.6032 / 0.6126 / 0.3981 under the defaults (published MLHAT: 0.555 example F1
+    over 22). Every measurement, with the variants not adopted, is in ``bench/TUNING.md``; in
+    short:
 
-    * ``loss="f1"``: 0.538 / 0.559 against 0.505 / 0.532 with ``"hamming"``. Rated by Hamming
-      loss, leaves on sparse label sets (langlog, stackex, birds) settle on models that predict
-      almost nothing, which is Hamming-optimal and useless for F1.
-    * logistic steps: a plain SGD step is a compromise between dense low-cardinality sets
-      (yeast, tmc2007, enron prefer 0.05-0.1) and sparse many-label ones (medical, corel5k,
-      20ng prefer 0.5-1.0): one rate alone reaches at most 0.524 / 0.547. Two models at
-      ``(0.1, 0.5)`` reach 0.532 / 0.554; normalising the step by the row's squared norm
-      (rows with 18 active features on imdb, 1,180 on genbase) and ``(2, 10)`` reach
-      0.538 / 0.559 (``(1, 5)``: 0.533 / 0.557, ``(3, 15)``: 0.538 / 0.558); yeast, which
-      likes small steps, loses 0.026 there. Measured again with the ``nonempty`` rule
-      (2026-12-01, 21 datasets with a published MLHAT row; example F1 / micro F1 / subset
-      accuracy), ``(1, 5)`` is best on all three: 0.575 / 0.578 / 0.380 against 0.571 / 0.576
-      / 0.367 at ``(2, 10)``; ``(0.5, 5)`` 0.575 / 0.578 / 0.380, ``(1, 4)`` 0.574 / 0.576 /
-      0.382, ``(1, 7)`` 0.575 / 0.577 / 0.376, ``(0.5, 3)`` 0.571 / 0.573 / 0.379,
-      ``(2, 5)`` 0.575 / 0.578 / 0.378.
-    * splitting: with the labelset range (up to 10 bits here) and an absolute tie threshold no
-      tree on the suite ever split; the relative tie rule (see ``tau``) grows trees on the long
-      streams (imdb, 20ng, ohsumed, bibtex, corel5k: 2-6 leaves) at equal means (0.5317 / 0.5548
-      against 0.5316 / 0.5543, measured before step normalisation). More eager settings
-      (``delta=1e-2, tau=0.5`` absolute: 2-50 leaves) lowered the means by about 0.007: a
-      fresh leaf relearns from fewer instances.
-    * ``nonempty=True``: 0.556 / 0.562, subset accuracy 0.340, against 0.538 / 0.559 / 0.328
-      without (19 datasets with a published MLHAT row, measured 2026-12-01); ``threshold=0.4``
-      instead gains 0.005 on both F1 means but loses 0.007 subset accuracy, so the threshold
-      stays at the specification's 0.5.
-    * ``model_fading=0.99`` (effective memory about 100 instances): 0.578 / 0.581 / 0.381
-      against 0.575 / 0.578 / 0.380 with plain sums (21 datasets with a published MLHAT row,
-      example F1 / micro F1 / subset accuracy, measured 2026-12-01); 0.999 0.576 / 0.579 /
-      0.380, 0.97 0.577 / 0.580 / 0.380, 0.95 0.576 / 0.578 / 0.380. In iHOMER's trees it
-      is worth the same (0.575 / 0.585 / 0.370 against 0.572 / 0.582 / 0.367). It costs time
-      where it changes the tree: the nodes' drift monitors see the loss of the model that
-      answers, and on imdb the tree makes 110 splits instead of 57 (8.9 s instead of 3.6 s
-      for the 120,919 instances; 13,567 instances/s).
-    * ``decode="seen"``: 0.578 / 0.585 / 0.387 against 0.578 / 0.581 / 0.381 with the
-      threshold alone (21 datasets with a published MLHAT row, example F1 / micro F1 / subset
-      accuracy, measured 2026-12-01); on the four other ARFF streams (delicious, corel16k001,
-      cal500, genbase) 0.353 / 0.357 / 0.119 against 0.350 / 0.352 / 0.117. Without the
-      self-rating the 21 reach 0.578 / 0.589 / 0.390, but delicious, whose label sets rarely
-      repeat, loses 0.07 example F1 (0.246 -> 0.177). In iHOMER's trees: 0.576 / 0.585 / 0.371
-      against 0.575 / 0.585 / 0.370.
-    * ``decode="f1"`` trades subset accuracy for F1: 0.591 / 0.589 / 0.369 against the
-      default's 0.578 / 0.585 / 0.387 (same 21 datasets; delicious, corel16k001, cal500,
-      genbase: 0.365 / 0.362 / 0.116). It gains most where label sets are large or uncertain
-      (yeast +0.038 example F1, stackex-chess +0.033, water-quality +0.030) and costs subset
-      accuracy where most instances carry one label (slashdot -0.080, 20ng -0.055), so it was
-      an option until answers were rated as below. Unrated, the expected-F1 set alone
-      measured 0.597 / 0.585 / 0.333 offline on the same scores.
-    * ``no_change=True``: the last learned label set answers while it rates better than the
-      tree (:class:`~ihomer.learners.decoding.NoChange`): 0.583 / 0.589 / 0.387 against
-      0.578 / 0.585 / 0.387 without (same 21 datasets, measured 2026-12-02); delicious,
-      corel16k001, cal500, genbase 0.375 / 0.373 / 0.131 against 0.353 / 0.357 / 0.119. It
-      gains on streams recorded in runs of alike instances (corel5k, plant, eukaryote-go,
-      tmc2007) and, with ``decode="f1"``, measured 0.595 / 0.593 / 0.370.
-    * Rival answers rated by half their 0/1 loss and half their F1 loss
-      (:func:`~ihomer.learners.decoding.answer_loss`) rather than the F1 loss alone, and the
-      label set of the most similar of the last 200 learned instances as a second rival of
-      ``no_change`` (measured 2026-12-02, after all of the above): ``decode="f1"`` then
-      measures 0.592 / 0.599 / 0.387 and ``"seen"`` 0.586 / 0.595 / 0.391, against the
-      previous default's 0.583 / 0.589 / 0.387; ``decode="f1"`` is the default since
-      (+0.006 example F1, +0.004 micro F1, -0.004 subset accuracy against ``"seen"``).
-      ``no_change=False`` there: 0.585 / 0.588 / 0.383. On delicious, corel16k001, cal500
-      and genbase 0.520 / 0.517 / 0.266 against 0.375 / 0.373 / 0.131: genbase, whose
-      proteins' functions follow their motifs, reaches 0.925 example F1 by the nearest
-      instance. The loss's weights and the rivals were chosen offline on the recorded answers
-      of both learners (see :data:`~ihomer.learners.decoding.SUBSET_WEIGHT` and
-      :class:`~ihomer.learners.decoding.NoChange`).
-    * ``vote_weight=0.3``: the vote of the five nearest of the last 200 learned instances
-      mixed into the decoder's probabilities (:class:`~ihomer.learners.decoding.Votes`;
-      measured 2026-12-02, after all of the above): 0.597 / 0.603 / 0.386 against 0.592 /
-      0.599 / 0.387 without (weights 0.2 and 0.4: 0.595 and 0.597 example F1, 0.5: 0.594).
-      Gains are largest on 20ng, stackex-chess, enron, imdb and flags (+0.015 to +0.022
-      example F1), the loss largest on virus-go (-0.010), where one neighbour is already the
-      best guess.
-      ``vote_weight="auto"`` since 2026-12-07 (the share chosen per stream, online, by its
-      log loss; measured after all of the items below): 0.6032 / 0.6126 / 0.3981 against
-      0.6001 / 0.6091 / 0.3980 at 0.3 (0.2: 0.6007 / 0.6096 / 0.3953; 0.4: 0.5993 / 0.6073 /
-      0.3994). bibtex gains most (+0.022 example F1), flags loses most (-0.026 subset
-      accuracy, on 194 instances).
-    * ``leaf_mixing=1``: each label's probability mixes the leaf's four models by their
-      faded squared errors on it, rather than the leaf's single best model answering for all
-      labels (measured 2026-12-02, after the vote): 0.601 / 0.607 / 0.389 against 0.597 /
-      0.603 / 0.386. Rates 0.3, 2 and 5 measured 0.599, 0.600 and 0.598 example F1 (in a
-      first version whose new leaves did not inherit the errors), and 0, the plain average of
-      the four, 0.586. With ``decode="seen"``: 0.588 / 0.598 / 0.397. The vote's weight
-      checked again with the mixing: 0.1 and 0.2 measured 0.600 and 0.601 example F1 (0.3:
-      0.602, before a label no model was rated on answered by the leaf's rule).
-    * ``new_labels="absent"`` (2026-12-02): with the labels declared up front nothing changes
-      (the means over the 21 are the same to four digits); fed in batches of 25 instances
-      with no label declared, medical measures 0.738 / 0.736 / 0.632 as when declared,
-      against 0.736 / 0.731 / 0.627 with ``"blank"`` (enron, bibtex, langlog and
-      stackex-chess move by at most 0.0015). iHOMER's cluster trees start their new labels
-      blank (see :class:`~ihomer.learners.hierarchy.IHOMER`).
-    * ``labelset_prior=0.5``: the seen sets the decoder rates carry how often they occurred
-      against how often their labels' frequencies alone would make them (see
-      :mod:`~ihomer.learners.decoding`; measured 2026-12-06, after all of the above): 0.6001 /
-      0.6091 / 0.3980 against 0.6014 / 0.6074 / 0.3894 without; the full correction (1)
-      0.6000 / 0.6054 / 0.3910.
-    * ``poisson=False``: Poisson(1) weights cost a single tree about 0.03 on both means (they
-      pay only in an ensemble).
-    * ``nb_alpha=1`` (Laplace) and ``n_thresholds=10`` are the usual choices; naive Bayes is
-      rarely the best leaf model on the suite, so they were not tuned.
-    * ``max_bytes=512 MiB``: every dataset of the suite stays below it (imdb ends at 63 MiB,
-      bibtex 41 MiB, delicious with 983 labels 124 MiB).
+    * ``loss="f1"``: rated by Hamming loss, leaves on sparse label sets settle on models that
+      predict almost nothing, which is Hamming-optimal and useless for F1 (0.505 / 0.532
+      against 0.538 / 0.559 example / micro F1 when chosen).
+    * ``learning_rate=1``, ``learning_rate_fast=5``, each step divided by ``1 + ||x||^2``:
+      dense low-cardinality label sets want small steps and sparse many-label ones large
+      steps, and no single rate serves both; ``(1, 5)`` was best on all three means.
+    * ``tau`` relative to the merit's range: with an absolute tie threshold no tree on the
+      suite ever split; more eager settings lowered the means by about 0.007.
+    * ``nonempty=True`` and ``threshold=0.5``: an empty answer is always wrong on a stream
+      whose label sets are never empty (+0.018 example F1, +0.012 subset accuracy when
+      chosen); ``threshold=0.4`` traded 0.007 subset accuracy for 0.005 F1.
+    * ``model_fading=0.99``: a leaf answers with the model that is best now, not the one that
+      was best since the leaf was made (+0.003 example and micro F1;
+      0.95 to 0.999 within 0.002).
+    * ``leaf_mixing=1``: each label mixes the leaf's four models by their errors on it (+0.004
+      example F1 and micro F1, +0.003 subset accuracy when chosen).
+    * ``decode="f1"``, ``labelset_prior=0.5``, ``no_change=True``, ``vote_weight="auto"``: the
+      threshold answer, the most likely seen label set, the set of highest expected F1, the
+      last and the nearest learned label sets all compete, each rated by a faded loss that
+      weighs exact matches and F1 alike; each part added 0.003 to 0.009 to some mean when it
+      was added, and ``"seen"`` keeps 0.004 more subset accuracy for 0.006 less example F1.
+    * ``new_labels="absent"``: the tree learns the same whether a label was declared up front
+      or arrived with the stream.
+    * ``poisson=False``: Poisson(1) weights cost a single tree about 0.03 on both F1 means
+      (they pay only in an ensemble). ``nb_alpha=1`` and ``n_thresholds=10`` are the usual
+      choices, not tuned. ``max_bytes=512 MiB``: no stream of the suite reaches it (imdb ends
+      at 63 MiB, delicious with 983 labels at 124 MiB).
 
     Examples
     --------
