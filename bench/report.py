@@ -54,7 +54,7 @@ def _short(status: str) -> str:
     return head if len(head) <= 70 else head[:67] + "..."
 
 
-SCORED = ("ok", "partial")  # a partial run stopped at its time budget: scored on its prefix
+SCORED = ("ok", "partial")  # partial: stopped by its time budget or --limit, scored on its prefix
 MARK = "†"  # marks a partial run's numbers in the tables
 
 
@@ -138,6 +138,13 @@ def _pivot(rows: list[dict[str, Any]], datasets: list[str], learners: list[str],
                                            for ds in datasets))
 
 
+def _limit_text(limit: int | None) -> str:
+    if not limit:
+        return ""
+    return (f"Instances per run: at most {limit} (`--limit`); a run cut short by it is scored on "
+            f"that prefix and marked {MARK} (status partial), and is no full-stream result. ")
+
+
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any], anchors: dict[str, list[dict]],
              anchor_of: dict[str, str], published: set[str] | None, plots: dict[str, str]) -> str:
     """The whole report; ``published`` limits the published algorithms shown (None: all)."""
@@ -156,7 +163,7 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any], anchors: dict[str
         f"* Protocol: prequential (test-then-train) from the first instance, every learner "
         f"driven by ihomer's evaluator and scored by the same metric code (river's "
         f"definitions); MOA peers run in the JVM through capymoa's bridge. "
-        f"{'Instances per run: at most ' + str(meta['limit']) + '. ' if meta.get('limit') else ''}"
+        f"{_limit_text(meta.get('limit'))}"
         f"{budget}Process time limit per run: {meta['timeout']:.0f} s; {meta['jobs']} run(s) at a "
         f"time.",
         "* inst/s and s are the evaluator's own timing (reading excluded); wall s is the whole "

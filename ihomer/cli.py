@@ -40,7 +40,9 @@ def _replay(args: argparse.Namespace) -> int:
     if args.out:
         _check_out_dir(Path(args.out))  # before the run, not after hours of it
     t0 = time.perf_counter()
-    stream = limit_stream(open_stream(args.source, labels=args.labels), args.limit)
+    whole = open_stream(args.source, labels=args.labels)
+    whole_n = len(whole) if hasattr(whole, "__len__") else None
+    stream = limit_stream(whole, args.limit)
     stream, featurizer = _featurize(stream, args)
     load_s = time.perf_counter() - t0
     learner = make(args.learner, parse_params(args.param), seed=args.seed)
@@ -98,6 +100,12 @@ def _replay(args: argparse.Namespace) -> int:
                          "measure")
     s["load_seconds"] = load_s
     s["labels"] = args.labels
+    s["limit"] = args.limit
+    if (args.limit is not None and s["complete"] and s["instances"] == args.limit
+            and (whole_n is None or whole_n > args.limit)):
+        # the first N instances are not the stream: a prefix's numbers must not pass for a
+        # full-stream run (bench/compare.py sets full runs against published ones)
+        s.update(complete=False, stopped="limit", stream_instances=whole_n)
     s["command"] = " ".join(["ihomer", *map(shlex.quote, args.argv)])
     if featurizer is not None:
         s["featurizer"] = {"spec": featurizer.spec, **featurizer.params(),
@@ -110,8 +118,12 @@ def _replay(args: argparse.Namespace) -> int:
              {"metric": "peak_rss_mib", "value": s["peak_rss_bytes"] / 2**20}]
     print(f"{args.learner} on {s['source']} ({s['n_labels']} labels, {s['n_features']} features)")
     if not s["complete"]:
-        why = (f"time budget of {args.max_seconds:g} s reached" if s["stopped"] == "budget"
-               else f"stopped by {signal.Signals(signals[0]).name}")
+        if s["stopped"] == "budget":
+            why = f"time budget of {args.max_seconds:g} s reached"
+        elif s["stopped"] == "limit":
+            why = f"--limit {args.limit} reached"
+        else:
+            why = f"stopped by {signal.Signals(signals[0]).name}"
         print(f"{why}: metrics over the first {s['instances']} of "
               f"{s['stream_instances'] or '?'} instances")
     print(format_table(rows, ["metric", "value"]))

@@ -46,7 +46,8 @@ def test_quick_profile_smoke(tmp_path: Path) -> None:
     datasets = {r["dataset"] for r in rows}
     assert len(rows) == len(LEARNERS) * len(datasets) and len(datasets) >= 3
     for r in rows:
-        assert r["status"] == "ok", r
+        # a run cut short by --limit is a prefix, not the stream: partial, never "ok"
+        assert r["status"] == ("partial" if size[r["dataset"]] > LIMIT else "ok"), r
         assert r["instances"] == min(LIMIT, size[r["dataset"]])
         assert r["instances_per_s"] > 0 and r["peak_rss_bytes"] > 2**20
         assert r["wall_s"] >= r["seconds"] > 0

@@ -52,6 +52,17 @@ def test_limit_param_and_labels_options(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["instances"] == 100
     assert summary["n_labels"] == 14
+    # the first 100 of 1,060 are a prefix: recorded as such, never as a full-stream run
+    assert summary["limit"] == 100 and summary["stopped"] == "limit"
+    assert summary["complete"] is False and summary["stream_instances"] == 1060
+
+
+def test_a_limit_beyond_the_stream_is_a_complete_run(tmp_path: Path) -> None:
+    assert main(["replay", "--limit", "1000", "--quiet", "--learner", "majority", "--out",
+                 str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["instances"] == summary["stream_instances"] == 593
+    assert summary["complete"] is True and summary["stopped"] is None
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -201,7 +201,8 @@ def prequential(
         "source": schema.source,
         "instances": n,
         "complete": complete,
-        "stopped": stopped,  # None, "budget" (max_seconds) or "interrupted" (should_stop)
+        "stopped": stopped,  # None, "budget" (max_seconds) or "interrupted" (should_stop);
+        # ``ihomer replay`` adds "limit" (--limit cut the stream short)
         "stream_instances": n if complete else total,
         "max_seconds": max_seconds,
         "n_features": schema.n_features,
