@@ -372,3 +372,47 @@ def test_every_tree_reads_the_hierarchys_feature_names(mode: str) -> None:
     trees = [m.tree for m in model._members.values()]
     trees += [model._meta] if model._meta is not None else []
     assert all(t.feature_vocab is model.feature_vocab for t in trees)
+
+
+def concept_change_stream(n: int = 4000, at: int = 2000, seed: int = 1) -> InMemoryStream:
+    """Labels 0-3 follow feature 0 and labels 4-7 feature 1 until ``at``; then features 2 and
+    3: the trees' splits on x0 and x1 stop explaining the labels, and their losses rise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        x = rng.random(6) < 0.5
+        if i == 0:
+            x[:4] = True
+        a, b = (x[0], x[1]) if i < at else (x[2], x[3])
+        labels = ([0, 1, 2, 3] if a else []) + ([4, 5, 6, 7] if b else [])
+        idx = np.flatnonzero(x).astype(np.int32)
+        rows.append(Instance(idx, np.ones(len(idx)), np.asarray(labels, np.int32)))
+    schema = Schema(tuple(f"x{j}" for j in range(6)), tuple(f"y{j}" for j in range(8)),
+                    sparse=True, source="concept-change")
+    return InMemoryStream(schema, Batch.from_instances(rows))
+
+
+@pytest.mark.parametrize("mode", ["flat", "homer"])
+def test_drift_events_are_stamped_where_they_happened_whatever_the_batching(mode: str) -> None:
+    # Events used to carry the first instance of the batch (segment) the tree ran over, so the
+    # same stream placed them differently per batch size, and before the change itself when
+    # one batch spanned it.
+    stream = concept_change_stream()
+    firsts = []
+    for size in (None, 1, 37):
+        model = IHOMER(mode=mode, n_min=50, tree={"grace_period": 50, "tau": 0.5})
+        model.bind(stream.schema)
+        if size is None:
+            model.test_then_train_many(stream.data)
+        else:
+            for b in stream.batches(size):
+                model.test_then_train_many(b)
+        drifts = [e for e in model.events if e["kind"] in ("drift", "alternate_swap")]
+        assert drifts and all(e["instance"] >= 2000 for e in drifts), drifts
+        instances = [e["instance"] for e in model.events]
+        assert instances == sorted(instances)
+        first: dict[tuple[str, str], int] = {}
+        for e in drifts:
+            first.setdefault((e["kind"], e["detail"].split(":")[0]), e["instance"])
+        firsts.append(first)
+    assert firsts[0] == firsts[1] == firsts[2]

@@ -605,6 +605,7 @@ class IHOMER(MultiLabelLearner):
             column = self._meta_column()
             if meta_dense:
                 gate = meta_dense[0]
+        n_events = len(self.events)
         for key in sorted(self._members):
             m = self._members[key]
             if not m.labels:
@@ -613,6 +614,7 @@ class IHOMER(MultiLabelLearner):
                 self._sync(m.tree, m.labels)
             lind, lids = restrict_labels(seg.label_indptr, seg.label_ids, m.local_of)
             mb = Batch(seg.indptr, seg.indices, seg.values, lind, lids)
+            learned_before = m.tree.n_learned
             if homer and scored:
                 j = column[key]
                 pred, rows, member_dense[key] = self._run_scored(
@@ -626,7 +628,10 @@ class IHOMER(MultiLabelLearner):
                 pred, rows = self._run(m.tree, mb, predict, learn, tmp), rows_all
                 if tmp:
                     member_dense[key] = tmp[0]
-            self._track_drift(m)
+            if learn:  # the segment's rows the tree learned, in the order it learned them
+                self._track_drift(m, learned_before,
+                                  np.flatnonzero(active_true[:, column[key]]) if homer
+                                  else rows_all)
             if pred is None:
                 continue
             member_preds[key] = (pred, rows)
@@ -641,6 +646,8 @@ class IHOMER(MultiLabelLearner):
             out_rows.append(r[:k])
             out_ids.append(g[:k])
             out_sc.append(s[:k])
+        # the trees' drift events of this segment, in the order they happened
+        self.events[n_events:] = sorted(self.events[n_events:], key=lambda e: e["instance"])
         self._seen += n if learn else 0
         if not predict:
             return Predictions(np.zeros(n + 1, PTR_DTYPE), np.zeros(0, INDEX_DTYPE))
@@ -877,15 +884,25 @@ class IHOMER(MultiLabelLearner):
                 m.pending.clear()
         self._drop_idle()
 
-    def _track_drift(self, m: _Member) -> None:
+    def _track_drift(self, m: _Member, learned_before: int, learned: np.ndarray) -> None:
+        """Record the alternates ``m``'s tree started or swapped in over a segment, stamped
+        with the instance whose learning did it (the first, where there were several):
+        ``learned`` are the segment's rows the tree learned, in order, and it had learned
+        ``learned_before`` instances before them."""
         alt = m.tree.alternates
+        started, swapped = m.tree.take_alternate_marks()
+
+        def instance(mark: int) -> int:
+            k = mark - learned_before - 1
+            return self._seen + int(learned[k]) if 0 <= k < len(learned) else self._seen
+
         if alt["created"] > m.drifts:
-            self.events.append({"instance": self._seen, "kind": "drift",
+            self.events.append({"instance": instance(started), "kind": "drift",
                                 "detail": f"cluster {m.cluster}: "
                                           f"{alt['created'] - m.drifts} alternate(s) started"})
             m.drifts = alt["created"]
         if alt["swapped"] > m.swaps:
-            self.events.append({"instance": self._seen, "kind": "alternate_swap",
+            self.events.append({"instance": instance(swapped), "kind": "alternate_swap",
                                 "detail": f"cluster {m.cluster}: {alt['swapped'] - m.swaps}"})
             m.swaps = alt["swapped"]
 

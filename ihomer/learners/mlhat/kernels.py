@@ -27,8 +27,10 @@ from ihomer.drift.adwin import adwin_estimation, adwin_init, adwin_update
 from ihomer.learners.mlhat.state import (
     C_ALT_LIVE,
     C_ALT_NEW,
+    C_ALT_NEW_AT,
     C_ALT_PRUNE,
     C_ALT_SWAP,
+    C_ALT_SWAP_AT,
     C_DEACT,
     C_DEPTH,
     C_EMPTY,
@@ -1104,6 +1106,8 @@ def _swap_in_alternate(s, n) -> None:
             stack[top + 1] = s.nd_i[m, ND_RIGHT]
             top += 2
     s.ctr[C_ALT_SWAP] += 1
+    if s.ctr[C_ALT_SWAP_AT] == 0:
+        s.ctr[C_ALT_SWAP_AT] = s.ctr[C_SEEN]
 
 
 @njit
@@ -1140,6 +1144,8 @@ def node_monitor(s, prm, n, loss, allow_alt) -> bool:
             s.nd_i[n, ND_ALT] = new_leaf_node(s, prm, s.nd_i[n, ND_DEPTH], 1)
             s.ctr[C_ALT_NEW] += 1
             s.ctr[C_ALT_LIVE] += 1
+            if s.ctr[C_ALT_NEW_AT] == 0:
+                s.ctr[C_ALT_NEW_AT] = s.ctr[C_SEEN]
         return False
     na = s.nd_f[alt, NF_ERRN]
     nn = s.nd_f[n, NF_ERRN]

@@ -70,7 +70,11 @@ C_INACTIVE = 18  # leaves currently inactive
 C_NEED_ROWS = 19  # rows the kernel asked for when it stopped
 C_DEPTH = 20  # deepest node ever created (bounds the nodes one instance can add)
 C_EMPTY = 21  # instances learned whose label set was empty
-N_COUNTERS = 22
+# C_SEEN at the first alternate started / swapped in since the caller last zeroed it (0: none):
+# where it happened, which the counters alone cannot tell once a batch spans many instances
+C_ALT_NEW_AT = 22
+C_ALT_SWAP_AT = 23
+N_COUNTERS = 24
 
 # ----------------------------------------------------------------------------- parameters
 P_GRACE = 0

@@ -13,8 +13,10 @@ from ihomer.learners.mlhat import kernels as K
 from ihomer.learners.mlhat.state import (
     C_ALT_LIVE,
     C_ALT_NEW,
+    C_ALT_NEW_AT,
     C_ALT_PRUNE,
     C_ALT_SWAP,
+    C_ALT_SWAP_AT,
     C_DEACT,
     C_INACTIVE,
     C_L,
@@ -30,6 +32,7 @@ from ihomer.learners.mlhat.state import (
     LABEL_FIELDS,
     LABELSET_SLOTS,
     MODEL_NAMES,
+    N_COUNTERS,
     N_LV,
     N_PARAMS,
     ND_LEAF,
@@ -780,6 +783,9 @@ class MLHAT(MultiLabelLearner):
         prm = np.array(state["prm"], dtype=np.float64)
         learner._prm[: len(prm)] = prm
         tree = {f: np.array(state["tree"][f]) for f in TreeState._fields}
+        if len(tree["ctr"]) < N_COUNTERS:  # from before the alternates' marks: none pending
+            tree["ctr"] = np.concatenate(
+                [tree["ctr"], np.zeros(N_COUNTERS - len(tree["ctr"]), np.int64)])
         lv = tree["lf_lv"]
         if lv.shape[1] < N_LV:  # from before the per-label errors: they start at zero
             tree["lf_lv"] = np.concatenate(
@@ -832,6 +838,24 @@ class MLHAT(MultiLabelLearner):
             if lf >= 0:
                 out[MODEL_NAMES[K.leaf_choice(s, lf)]] += 1
         return out
+
+    @property
+    def n_learned(self) -> int:
+        """Instances the tree has learned (``stats()["instances"]``)."""
+        return int(self._state.ctr[C_SEEN])
+
+    def take_alternate_marks(self) -> tuple[int, int]:
+        """Where the first alternate was started, and the first swapped in, since the last call.
+
+        Each is the :attr:`n_learned` count of the instance whose learning did it (so the
+        instance is the tree's ``mark - 1``-th learned, 0-based), or 0 where none was; both are
+        zeroed for the next call. A caller that runs the tree over a batch stamps drift events
+        with the instance they happened at, not the batch's first.
+        """
+        c = self._state.ctr
+        marks = int(c[C_ALT_NEW_AT]), int(c[C_ALT_SWAP_AT])
+        c[C_ALT_NEW_AT] = c[C_ALT_SWAP_AT] = 0
+        return marks
 
     @property
     def alternates(self) -> dict[str, int]:
