@@ -312,3 +312,65 @@ def test_delicious_is_fast_and_small() -> None:
     assert all(len(c) <= clu.max_size_ for c in clu.partition())
     assert clu.memory_bytes < 8 * 2**20
     check_invariants(clu, set(np.unique(data.label_ids).tolist()))
+
+
+def test_tree_dates_and_names_nodes_as_the_history_does() -> None:
+    # ``created`` was the instance after a checkpoint's change, kept a merged cluster's old
+    # date, and the inner nodes of a forced split had ids no history entry named.
+    rng = np.random.default_rng(5)
+    clu = LabelClustering(n_min=20, max_size=4)
+    for _ in range(400):
+        clu.update(np.flatnonzero(rng.random(12) < 0.3))
+    made = {i: ch.instance for ch in clu.history for i in ch.after_ids}
+    assert any(ch.kind == "split_large" for ch in clu.history)
+
+    def walk(node: dict) -> None:
+        if node["id"] is not None:
+            assert made[node["id"]] == node["created"], node
+        for child in node["children"]:
+            walk(child)
+
+    walk(clu.tree())
+    assert _ids(clu.tree()) <= set(made)
+
+
+def _ids(node: dict) -> set[int]:
+    out = {node["id"]} if node["id"] is not None else set()
+    for child in node["children"]:
+        out |= _ids(child)
+    return out
+
+
+def test_a_merged_cluster_is_dated_by_the_merge() -> None:
+    clu = LabelClustering(n_min=10, min_size=3)
+    for _ in range(13):
+        clu.update(np.array([0, 1, 2]))
+    clu.update(np.array([5]))
+    for _ in range(10):
+        clu.update(np.array([0, 1, 2]))
+    merge = next(ch for ch in clu.history if ch.kind == "merge_small")
+    node = next(c for c in clu.tree()["children"] if c["id"] == merge.after_ids[0])
+    assert node["created"] == merge.instance
+
+
+def test_label_ids_must_be_integers() -> None:
+    with pytest.raises(ValueError, match=r"label id 1\.5 is not an integer"):
+        LabelClustering().update(np.array([1.5]))
+
+
+def test_draw_escapes_names_and_gives_long_names_room(tmp_path) -> None:
+    clu = LabelClustering(n_min=5)
+    for _ in range(20):
+        clu.update(np.array([0, 1]))
+    dot = clu.draw(tmp_path / "t.dot", names=["back\\slash", "two\nlines"]).read_text()
+    assert 'back\\\\slash two lines' in dot and "two\nlines" not in dot
+    rng = np.random.default_rng(5)
+    clu = LabelClustering(n_min=20, max_size=4)
+    for _ in range(400):
+        clu.update(np.flatnonzero(rng.random(12) < 0.3))
+    assert len(clu.partition()) >= 3
+    long = [f"a-rather-long-label-name-{i}" for i in range(12)]
+    narrow = clu.draw(tmp_path / "ids.png")
+    wide = clu.draw(tmp_path / "names.png", names=long)
+    from matplotlib.image import imread
+    assert imread(wide).shape[1] > imread(narrow).shape[1]

@@ -105,6 +105,7 @@ Two groups of labels that never co-occur, after a first instance that carries th
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +114,7 @@ from typing import Any
 import numpy as np
 
 from ihomer.learners import _clustering_kernels as K
+from ihomer.stream.base import _integers
 
 __all__ = ["Change", "LabelClustering", "hoeffding_bound"]
 
@@ -289,7 +291,8 @@ class LabelClustering:
     # ------------------------------------------------------------------ learning
     def update(self, label_ids: np.ndarray) -> list[Change]:
         """Learn one instance's label ids (any order, duplicates ignored); return the changes."""
-        ids = np.unique(np.asarray(label_ids, dtype=np.int64))
+        row = np.asarray(label_ids).ravel()
+        ids = np.unique(_integers(row, np.int64, "label id", np.array([0, len(row)])))
         return self.update_many(np.array([0, len(ids)], dtype=np.int64), ids)
 
     def update_many(self, label_indptr: np.ndarray, label_ids: np.ndarray) -> list[Change]:
@@ -299,8 +302,8 @@ class LabelClustering:
         jitted loop that hands back to Python only at checkpoints and at rows that bring new
         labels or need a bigger hash map.
         """
-        indptr = np.ascontiguousarray(label_indptr, dtype=np.int64)
-        ids = np.ascontiguousarray(label_ids, dtype=np.int64)
+        indptr = _integers(label_indptr, np.int64, "row pointer", None)
+        ids = _integers(label_ids, np.int64, "label id", indptr)
         n = len(indptr) - 1
         if n <= 0:
             return []
@@ -379,15 +382,18 @@ class LabelClustering:
     def tree(self) -> dict[str, Any]:
         """The cluster hierarchy as nested dicts.
 
-        Each node has ``id`` (``None`` for the root that only groups the top-level clusters),
-        ``labels``, ``active`` (true for the current clusters), ``n`` (instances seen by an active
-        cluster), ``created`` (instance index), ``split_d1`` (for a past split) and ``children``.
+        Each node has ``id`` (the cluster id :attr:`history` names it by; ``None`` for the root,
+        which only groups the top-level clusters, and for the inner nodes of a forced split,
+        which never were clusters), ``labels``, ``active`` (true for the current clusters),
+        ``n`` (instances seen by an active cluster), ``created`` (the instance index of the
+        history entry that made the node or gave it its id), ``split_d1`` (for a past split)
+        and ``children``.
         """
 
         def walk(node: _Node) -> dict[str, Any]:
             active = node.id in self._active and self._active[node.id] is node
             return {
-                "id": None if node is self._root else node.id,
+                "id": None if node is self._root or node.id < 0 else node.id,
                 "labels": node.labels if active else node.all_labels(),
                 "active": active,
                 "n": int(self._cluster_n[node.id]) if active else None,
@@ -487,17 +493,21 @@ class LabelClustering:
         tree = self.tree()
 
         def text(node: dict[str, Any]) -> str:
-            head = "all labels" if node["id"] is None else f"#{node['id']}"
-            labs = [names[i] if names else str(i) for i in node["labels"]]
+            if node["id"] is not None:
+                head = f"#{node['id']}"
+            else:
+                head = "all labels" if node is tree else "split"
+            labs = [" ".join(str(names[i]).split()) if names else str(i) for i in node["labels"]]
             body = " ".join(labs[:12]) + (f" … (+{len(labs) - 12})" if len(labs) > 12 else "")
-            return f"{head} [{len(labs)}]\n{body}"
+            return "\n".join([f"{head} [{len(labs)}]", *textwrap.wrap(body, 28)])
 
         if suffix == ".dot":
             lines = ["digraph clusters {", "  node [shape=box, fontsize=10];"]
 
             def emit(node: dict[str, Any], key: str) -> None:
                 style = ', style=filled, fillcolor="#cde4ff"' if node["active"] else ""
-                label = text(node).replace('"', '\\"').replace("\n", "\\n")
+                label = (text(node).replace("\\", "\\\\").replace('"', '\\"')
+                         .replace("\n", "\\n"))
                 lines.append(f'  {key} [label="{label}"{style}];')
                 for i, child in enumerate(node["children"]):
                     ckey = f"{key}_{i}"
@@ -537,7 +547,11 @@ class LabelClustering:
 
         place(tree, 0)
         depth = max(-y for _, y in pos.values()) + 1
-        fig = Figure(figsize=(max(6.0, 1.6 * counter[0]), max(3.0, 1.4 * depth)))
+        # room for the widest box (about 0.065 inch a character at 7 points) and the tallest
+        lines = [text(node).split("\n") for node in nodes]
+        wide = max(1.6, 0.065 * max(len(line) for box in lines for line in box) + 0.4)
+        tall = max(1.4, 0.14 * max(len(box) for box in lines) + 0.6)
+        fig = Figure(figsize=(max(6.0, wide * counter[0]), max(3.0, tall * depth)))
         ax = fig.subplots()
         for a, b in edges:
             ax.plot([pos[a][0], pos[b][0]], [pos[a][1], pos[b][1]], color="grey", lw=0.8)
@@ -570,13 +584,14 @@ class LabelClustering:
             self._tested_at = _grown(self._tested_at, cid + 1, 0)
         return cid
 
-    def _activate(self, node: _Node, labels: Labels) -> None:
-        """Make ``node`` an active cluster with a new id and fresh counts."""
+    def _activate(self, node: _Node, labels: Labels, at: int) -> None:
+        """Make ``node`` an active cluster with a new id and fresh counts, created by the
+        change recorded at instance ``at``."""
         node.id = self._fresh_id()
         node.labels = labels
         node.children = []
         node.split_d1 = None
-        node.created = self.n_seen
+        node.created = at
         self._active[node.id] = node
         self._cluster_of[list(labels)] = node.id
         self._cluster_n[node.id] = 0
@@ -591,10 +606,12 @@ class LabelClustering:
         for other in self._active:
             K.hm_del(self._cross.keys, self._cross.vals, self._cross.fill, _pair(node.id, other))
 
-    def _relabel(self, node: _Node, labels: Labels) -> None:
-        """Give an active cluster that gains labels a new id, keeping its counts."""
+    def _relabel(self, node: _Node, labels: Labels, at: int) -> None:
+        """Give an active cluster that gains labels a new id, keeping its counts (the id, and
+        so ``created``, dates from the change at instance ``at``)."""
         old = node.id
         new = self._fresh_id()
+        node.created = at
         del self._active[old]
         for other in self._active:
             x = K.hm_del(self._cross.keys, self._cross.vals, self._cross.fill, _pair(old, other))
@@ -617,7 +634,7 @@ class LabelClustering:
         if not known:
             node = _Node(self._root)
             self._root.children.append(node)
-            self._activate(node, new)
+            self._activate(node, new, self.n_seen)
             return Change("new_labels", self.n_seen, (), (new,), (), (node.id,))
         tally: dict[int, int] = {}
         for a in known:  # dict order = order of each cluster's lowest label in the row
@@ -626,7 +643,7 @@ class LabelClustering:
         best = max(tally, key=lambda c: tally[c])  # first maximum wins
         node = self._active[best]
         before = node.labels
-        self._relabel(node, tuple(sorted(before + new)))
+        self._relabel(node, tuple(sorted(before + new)), self.n_seen)
         return Change("new_labels", self.n_seen, (before,), (node.labels,), (best,), (node.id,))
 
     # ------------------------------------------------------------------ tests
@@ -685,7 +702,7 @@ class LabelClustering:
         kids = []
         for part in (labels[side], labels[~side]):
             child = _Node(node)
-            self._activate(child, tuple(int(a) for a in part))
+            self._activate(child, tuple(int(a) for a in part), at)
             kids.append(child)
         node.children = kids
         node.split_d1, node.split_eps = d1, eps
@@ -706,12 +723,11 @@ class LabelClustering:
             for part in (idx[side], idx[~side]):
                 child = _Node(parent)
                 parent.children.append(child)
-                if len(part) > self._max:
-                    child.id = self._fresh_id()
-                    child.created = self.n_seen
+                if len(part) > self._max:  # an inner node: never a cluster, so no id
+                    child.created = at
                     divide(child, part)
                 else:
-                    self._activate(child, tuple(int(a) for a in labels[part]))
+                    self._activate(child, tuple(int(a) for a in labels[part]), at)
                     out.append(child)
             parent.split_d1, parent.split_eps = d1, eps
 
@@ -725,7 +741,7 @@ class LabelClustering:
         ids = tuple(leaf.id for leaf in leaves)
         for leaf in leaves:
             self._dissolve(leaf)
-        self._activate(parent, tuple(sorted(a for labs in before for a in labs)))
+        self._activate(parent, tuple(sorted(a for labs in before for a in labs)), at)
         return Change("aggregate", at, before, (parent.labels,), ids, (parent.id,))
 
     def _merge_small(self, at: int) -> list[Change]:
@@ -748,7 +764,7 @@ class LabelClustering:
             before, ids = (s.labels, t.labels), (s.id, t.id)
             self._dissolve(s)
             self._detach(s)
-            self._relabel(t, tuple(sorted(s.labels + t.labels)))
+            self._relabel(t, tuple(sorted(s.labels + t.labels)), at)
             changes.append(Change("merge_small", at, before, (t.labels,), ids, (t.id,)))
         return changes
 
