@@ -6,7 +6,10 @@ default; their hardware, river implementations): the deltas of every metric, the
 the published run time, the means over the datasets both have, the datasets where ours wins on
 subset accuracy and micro F1, and every dataset where ours is worse by more than ``--tolerance``
 in example or micro F1 (the issues ask for an explanation of each). Dataset variants that differ
-from the published ones (see MANIFEST notes) are flagged.
+from the published ones (see MANIFEST notes) are flagged. Only complete full-stream runs (status
+``ok`` over every instance of the stream) are compared; the runs left out are counted and named,
+with why: a partial run's numbers cover a prefix of the stream, which the published full-stream
+numbers say nothing about.
 
 Example::
 
@@ -30,18 +33,38 @@ METRICS = {"subset_accuracy": "subset_acc", "hamming_loss": "hamming",
            "example_f1": "example_f1", "micro_f1": "micro_f1", "macro_f1": "macro_f1"}
 
 
-def load(results: Path, learner: str, published: str) -> list[dict[str, Any]]:
+def load(results: Path, learner: str,
+         published: str) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """The rows of ``learner`` in ``results`` beside their published numbers, and the datasets
+    left out, by reason (``partial``, ``failed``, ``unpublished``)."""
+    if not results.exists():
+        raise SystemExit(f"{results}: not found (bench/run.py writes results.csv in its report "
+                         "folder)")
+    with results.open() as f:
+        every = list(csv.DictReader(f))
+    present = sorted({r["learner"] for r in every})
+    if learner not in present:
+        raise SystemExit(f"{results}: no runs of learner {learner!r}; learners there: "
+                         + (", ".join(present) or "none"))
     datasets = {r["name"]: r for r in manifest()}
     anchors = {(r["dataset"], r["algorithm"]): r for r in read_csv(ANCHORS)}
-    with results.open() as f:
-        ours = [r for r in csv.DictReader(f) if r["learner"] == learner and r["status"] == "ok"]
+    left_out: dict[str, list[str]] = {"partial": [], "failed": [], "unpublished": []}
     rows = []
-    for r in ours:
-        m = datasets[r["dataset"]]
+    for r in every:
+        if r["learner"] != learner:
+            continue
+        m = datasets.get(r["dataset"])
+        if r["status"] == "partial" or (r["status"] == "ok" and _prefix(r, m)):
+            left_out["partial"].append(r["dataset"])
+            continue
+        if r["status"] != "ok":
+            left_out["failed"].append(f"{r['dataset']} ({r['status']})")
+            continue
         # "Eukaryote (different features)" -> published name "Eukaryote", flagged as a variant.
-        anchor = m["mlhat_anchor"].split(" (")[0]
+        anchor = m["mlhat_anchor"].split(" (")[0] if m else ""
         a = anchors.get((anchor, published)) if anchor else None
-        if a is None:
+        if m is None or a is None:
+            left_out["unpublished"].append(r["dataset"])
             continue
         row: dict[str, Any] = {"dataset": r["dataset"], "seconds": float(r["seconds"]),
                                "warm_up_s": _warm_up(r),
@@ -51,7 +74,31 @@ def load(results: Path, learner: str, published: str) -> list[dict[str, Any]]:
             row[ours_key] = float(r[ours_key])
             row[f"pub_{ours_key}"] = float(a[pub_key])
         rows.append(row)
-    return rows
+    return rows, {k: v for k, v in left_out.items() if v}
+
+
+def _prefix(r: dict[str, str], m: dict[str, str] | None) -> bool:
+    """Whether a run marked ``ok`` saw only a prefix of its stream: recorded incomplete, or
+    fewer instances than the manifest's (a ``--limit`` run written before ``ihomer replay``
+    marked those incomplete)."""
+    if r.get("complete") == "False":
+        return True
+    return bool(m and r.get("instances") and m.get("instances")
+                and float(r["instances"]) < float(m["instances"]))
+
+
+def left_out_lines(left_out: dict[str, list[str]], published: str) -> list[str]:
+    """One sentence per reason a run was not compared, naming the datasets."""
+    lines = []
+    for kind, names in left_out.items():
+        runs = "run" if len(names) == 1 else "runs"
+        why = {"partial": f"partial {runs} left out: numbers over a prefix of the stream are "
+                          "not comparable with full-stream results",
+               "failed": f"failed {runs} left out",
+               "unpublished": f"{runs} left out: no published {published} result for the "
+                              "dataset"}[kind]
+        lines.append(f"{len(names)} {why} ({', '.join(names)}).")
+    return lines
 
 
 def _warm_up(r: dict[str, str]) -> float | None:
@@ -66,8 +113,8 @@ def _warm_up(r: dict[str, str]) -> float | None:
     return None
 
 
-def report(rows: list[dict[str, Any]], learner: str, published: str,
-           tolerance: float) -> tuple[str, dict[str, Any]]:
+def report(rows: list[dict[str, Any]], learner: str, published: str, tolerance: float,
+           left_out: dict[str, list[str]] | None = None) -> tuple[str, dict[str, Any]]:
     lines = [f"## {learner} vs published {published} (published: their hardware)", "",
              "| dataset | " + " | ".join(f"{k} (pub)" for k in METRICS)
              + " | s | warm-up s | pub s | speed-up |", "|" + "---|" * (len(METRICS) + 5)]
@@ -106,23 +153,34 @@ def report(rows: list[dict[str, Any]], learner: str, published: str,
                   "used (see MANIFEST notes). s: the prequential run (learn + predict + "
                   "metrics); warm-up s: loading the jitted kernels before it (numba's cache), "
                   "a start-up cost like an import, not included in s or in the speed-up."]
+    if left_out:
+        agg["left_out"] = left_out
+        lines += ["", *left_out_lines(left_out, published)]
     return "\n".join(lines) + "\n", agg
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results", type=Path, help="results.csv written by bench/run.py")
-    ap.add_argument("--learner", required=True)
-    ap.add_argument("--published", default="MLHAT")
-    ap.add_argument("--tolerance", type=float, default=0.05)
+    ap.add_argument("--learner", required=True,
+                    help="learner spec as in the results (e.g. ihomer, ihomer:mode=flat)")
+    ap.add_argument("--published", default="MLHAT",
+                    help="published algorithm to compare with (default: MLHAT)")
+    ap.add_argument("--tolerance", type=float, default=0.05,
+                    help="example or micro F1 below published by more than this is listed "
+                         "(default: 0.05)")
     ap.add_argument("--out", type=Path, default=None, help="write the Markdown here")
     args = ap.parse_args(argv)
-    rows = load(args.results, args.learner, args.published)
-    text, agg = report(rows, args.learner, args.published, args.tolerance)
+    rows, left_out = load(args.results, args.learner, args.published)
+    text, agg = report(rows, args.learner, args.published, args.tolerance, left_out)
     print(text)
     print(json.dumps(agg, indent=2))
     if args.out:
         args.out.write_text(text + "\n```json\n" + json.dumps(agg, indent=2) + "\n```\n")
+    if not rows:
+        print(f"nothing to compare: no complete run of {args.learner!r} on a dataset with a "
+              f"published {args.published} result", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -18,9 +18,12 @@ compares, all in exact prequential runs (every instance predicted before it is l
 
 The worst case of each is reported per dataset.
 
+Every learner is built with ``--seed`` (default: ``ihomer replay``'s, so a run reproduces
+there) unless ``--param seed=N`` sets it; the seed is recorded in the JSON written.
+
 Example::
 
-    python bench/restructure_dip.py enron yeast bibtex --window 500
+    python bench/restructure_dip.py enron yeast bibtex --window 500 --out /tmp/dip.json
 """
 
 from __future__ import annotations
@@ -29,14 +32,18 @@ import argparse
 import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from paths import DATASETS, ROOT, manifest
+from paths import ROOT
+from run import select
+from tune_ihomer import REPLAY_SEED, open_row
 
 from ihomer.learners.hierarchy import IHOMER
 from ihomer.learners.mlhat import MLHAT
-from ihomer.learners.registry import parse_params
-from ihomer.stream.sources import open_stream
+from ihomer.learners.registry import make, parse_params
+
+OUT = ROOT / "bench" / "results" / "restructure_dip.json"
 
 
 def per_instance_counts(truth_ptr: np.ndarray, truth: np.ndarray, pred_ptr: np.ndarray,
@@ -61,35 +68,66 @@ def window_drop(c: np.ndarray, t: int, w: int) -> float:
     return micro_f1(c[t - w:t]) - micro_f1(c[t:t + w])
 
 
-def main() -> None:
+def learners(pairs: list[str], seed: int) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """iHOMER's parameters, its trees' (the MLHAT reference's) and the seed, checked by
+    building both once: a bad ``--param`` is a one-line exit naming it before any stream is
+    read."""
+    try:
+        params = parse_params(pairs)
+        seed = params.pop("seed", seed)
+        make("ihomer", params, seed=seed)
+        tree = dict(params.get("tree") or {})
+        make("mlhat", tree, seed=tree.get("seed", seed))
+    except (TypeError, ValueError) as e:
+        raise SystemExit(f"--param: {e}") from None
+    return params, tree, seed
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("datasets", nargs="+")
-    ap.add_argument("--window", type=int, default=500)
-    ap.add_argument("--param", action="append", default=[], help="IHOMER KEY=VALUE")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "restructure_dip.json"))
-    args = ap.parse_args()
+    ap.add_argument("datasets", nargs="+",
+                    help="shared dataset names or files of one's own (or 'anchored', 'arff', "
+                         "'all', as bench/run.py --datasets)")
+    ap.add_argument("--window", type=int, default=500,
+                    help="instances before and after each restructure whose micro F1 is "
+                         "compared (default: 500); restructures closer to an end are skipped")
+    ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="iHOMER constructor argument, as ihomer replay --param (repeatable; "
+                         "the MLHAT reference is built with tree={...}'s)")
+    ap.add_argument("--seed", type=int, default=REPLAY_SEED,
+                    help=f"seed of the learners (default: {REPLAY_SEED}, as ihomer replay)")
+    ap.add_argument("--out", default=str(OUT),
+                    help="JSON written (default: bench/results/restructure_dip.json, the "
+                         "committed results; an existing file needs --replace)")
+    ap.add_argument("--replace", action="store_true",
+                    help="overwrite an existing --out (without it an existing --out is refused, "
+                         "so that committed results are not lost)")
+    args = ap.parse_args(argv)
+    if args.window < 1:
+        ap.error("--window must be at least 1")
     w = args.window
-    labels = {r["name"]: r["labels"] for r in manifest()}
+    params, tree, seed = learners(args.param, args.seed)
+    rows = select(",".join(args.datasets), None)
+    if Path(args.out).exists() and not args.replace:
+        raise SystemExit(f"{args.out} exists: add --replace to overwrite it, or --out elsewhere")
     results = {}
-    for name in args.datasets:
-        spec = labels.get(name, "")
-        stream = open_stream(DATASETS / f"{name}.arff.gz",
-                             labels=None if spec.startswith("xml:") else spec)
-        params = parse_params(args.param)
-        model = IHOMER(**params).bind(stream.schema)
+    for row in rows:
+        name = row["name"]
+        stream = open_row(row)
+        model = IHOMER(**params, seed=seed).bind(stream.schema)
         data = stream.data  # type: ignore[attr-defined]
         pred = model.test_then_train_many(data)
         counts = per_instance_counts(data.label_indptr, data.label_ids, pred.indptr,
                                      pred.label_ids)
         points = sorted({e["instance"] + 1 for e in model.events if e["kind"] == "restructure"})
-        ref_model = MLHAT(**params.get("tree", {})).bind(stream.schema)
+        ref_model = MLHAT(**{"seed": seed, **tree}).bind(stream.schema)
         ref_pred = ref_model.test_then_train_many(data)
         ref = per_instance_counts(data.label_indptr, data.label_ids, ref_pred.indptr,
                                   ref_pred.label_ids)
         measured = [t for t in points if t - w >= 0 and t + w <= len(counts)]
         # One more pass, stopping before each measured restructure to run the model and its
         # frozen twin over the window that follows.
-        runner = IHOMER(**params).bind(stream.schema)
+        runner = IHOMER(**params, seed=seed).bind(stream.schema)
         at = 0
         twin_after: dict[int, float] = {}
         for t in measured:
@@ -135,7 +173,8 @@ def main() -> None:
               + f"  drops > 0.02: {results[name]['over_0.02']}, costs > 0.02: "
               + f"{results[name]['cost_over_0.02']}; checkpoints where the stream drops > 0.02: "
               + f"{mlhat_over}/{len(grid)} (mlhat), {own_over}/{len(grid)} (ihomer)", flush=True)
-    Path(args.out).write_text(json.dumps({"window": w, "datasets": results}, indent=2) + "\n")
+    Path(args.out).write_text(json.dumps({"window": w, "seed": seed, "params": params,
+                                          "datasets": results}, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":
