@@ -3,7 +3,7 @@
 ``ihomer replay [SOURCE]``  prequential run of a learner over a file (default: embedded dataset)
 ``ihomer convert IN OUT``   benchmark file -> recorded stream (Parquet / Arrow IPC), optionally
                            with the features of a text stream computed once (``--featurizer``)
-``ihomer learners``         the registered learners
+``ihomer learners [NAME]``  the registered learners, or one's parameters
 ``ihomer serve``            the Kafka consumer service (predict, learn, checkpoint)
 ``ihomer produce [FILE]``   publish a file to a topic as service events
 
@@ -16,6 +16,7 @@ import argparse
 import shlex
 import signal
 import sys
+import textwrap
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ihomer import __version__
+from ihomer.learners.registry import DEFAULT_SEED
 
 if TYPE_CHECKING:
     from ihomer.stream.base import Stream
@@ -220,10 +222,26 @@ def _add_featurizer_options(p: argparse.ArgumentParser) -> None:
 
 
 def _learners(args: argparse.Namespace) -> int:
-    from ihomer.learners.registry import available
+    from ihomer.learners.registry import available, parameters
 
-    for name, entry in available().items():
-        print(f"{name:12s} {entry.description}")
+    if args.name is None:
+        for name, entry in available().items():
+            print(f"{name:12s} {entry.description}")
+        return 0
+    rows = parameters(args.name)
+    print(f"{args.name}: {available()[args.name].description}")
+    if not rows:
+        print("no parameters")
+        return 0
+    print("parameters (ihomer replay --learner NAME --param KEY=VALUE, values as Python "
+          "literals):")
+    width = min(max(len(f"{k}={d}") for k, d, _ in rows if k != "seed"), 32)
+    for key, default, text in rows:
+        if key == "seed":  # replay, bench and serve pass their own
+            default, text = "", f"set by --seed (default {DEFAULT_SEED}). {text}"
+        head = f"  {f'{key}={default}' if default else key:{width}s}  "
+        print(textwrap.fill(text or "-", 100, initial_indent=head,
+                            subsequent_indent=" " * len(head)) if len(head) < 60 else head + text)
     return 0
 
 
@@ -307,15 +325,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-seconds", type=_positive_seconds, default=None, metavar="S",
                    help="time budget of the learner (as MOA's -t): stop after S seconds of "
                         "learning and report the metrics over the instances seen so far")
-    r.add_argument("--seed", type=int, default=42)
+    r.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help=f"seed of the learner (default {DEFAULT_SEED})")
     r.add_argument("--out", default=None, metavar="DIR",
                    help="write summary.json, curve.csv, events.csv there (replacing those of "
                         "an earlier run; checked before the run). Ctrl-C or SIGTERM ends the "
                         "run early and still writes them, over the instances finished")
-    r.add_argument("--plot", action="store_true", help="also write DIR/curve.png")
+    r.add_argument("--plot", action="store_true",
+                   help="also write DIR/curve.png (without --out, DIR is ./ihomer-out)")
     r.add_argument("--predictions", action="store_true",
                    help="also write DIR/predictions.jsonl: each instance's true and predicted "
-                        "labels (and scores), one JSON line each, as MOA's -o does")
+                        "labels (and scores), one JSON line each, as MOA's -o does (without "
+                        "--out, DIR is ./ihomer-out)")
     r.add_argument("--window", type=_at_least(1), default=1000,
                    help="rolling-metric window (instances)")
     r.add_argument("--batch-size", type=_at_least(1), default=256)
@@ -334,7 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_featurizer_options(c)
     c.set_defaults(func=_convert)
 
-    ls = sub.add_parser("learners", help="list the registered learners")
+    ls = sub.add_parser("learners", help="list the registered learners, or one's parameters")
+    ls.add_argument("name", nargs="?", default=None,
+                    help="a learner: show its parameters, their defaults and what they do")
     ls.set_defaults(func=_learners)
 
     # serve/produce suppress defaults so that only the flags given override env and file.
@@ -350,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--learner", help="registered learner name (default ihomer)")
     sv.add_argument("--param", dest="params", action="append", metavar="KEY=VALUE",
                     help="learner parameter (repeatable)")
-    sv.add_argument("--seed", type=int, help="learner seed (default 42)")
+    sv.add_argument("--seed", type=int, help=f"learner seed (default {DEFAULT_SEED})")
     sv.add_argument("--schema-from", metavar="FILE",
                     help="bind the learner to this file's features and labels (as replay does)")
     sv.add_argument("--labels", help="label convention of --schema-from (as in replay)")

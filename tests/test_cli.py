@@ -75,6 +75,8 @@ def test_a_limit_beyond_the_stream_is_a_complete_run(tmp_path: Path) -> None:
      "parameter 'cluster_delta' takes float, not 'abc'"),
     (["replay", "--learner", "mlhat", "--param", "grace_period=[1]"],
      "parameter 'grace_period' takes"),
+    (["replay", "--param", "cluster_delta=2"], "cluster_delta must be in (0, 1), not 2"),
+    (["replay", "--param", "tree=grace_period:50"], "tree must be a dict of MLHAT's arguments"),
 ])
 def test_errors_are_one_clear_line(argv, message, capsys, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
@@ -236,3 +238,15 @@ def test_the_predictions_file_gives_the_summarys_metrics_to_river(tmp_path: Path
     # a later run without --predictions leaves no stale answers behind
     assert main(["replay", "--quiet", "--learner", "majority", "--out", str(tmp_path)]) == 0
     assert not (tmp_path / "predictions.jsonl").exists()
+
+
+def test_learners_name_lists_every_parameter_with_its_default_and_meaning(capsys) -> None:
+    assert main(["learners", "ihomer"]) == 0
+    out = capsys.readouterr().out
+    for line in ("partition='odac'", "warm_start=True", "handover=True", "mode='homer'",
+                 "cluster_delta=0.1"):
+        assert line in out, line
+    assert "ablation" in out  # the first sentence of partition's documentation
+    assert "set by --seed (default 42)" in out
+    assert main(["learners", "nope"]) == 2
+    assert "unknown learner 'nope'" in capsys.readouterr().err

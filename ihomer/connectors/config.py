@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ihomer.learners.registry import DEFAULT_SEED
+
 ENV_PREFIX = "IHOMER_"
 TABLES = ("consumer", "producer", "params", "featurizer_params")
 
@@ -47,7 +49,7 @@ class ServiceConfig:
     dead_letter_topic: str = "ihomer-dead-letters"
     group_id: str = "ihomer"
     learner: str = "ihomer"
-    seed: int = 42
+    seed: int = DEFAULT_SEED
     schema_from: str | None = None
     labels: str | None = None
     featurizer: str | None = None

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 PLOTTED = ("micro_f1", "example_f1", "subset_accuracy", "hamming_loss")
 
 
+#: One colour per event kind on every plot (the curves take the first colours of the cycle).
+EVENT_COLOURS = {"restructure": "tab:red", "handover": "tab:purple", "drift": "tab:brown",
+                 "alternate_swap": "tab:green"}
+
 def write_curve_csv(curve: list[dict[str, float]], path: Path) -> None:
     with path.open("w", newline="") as f:
         if not curve:
@@ -76,9 +80,10 @@ def write_plot(result: Result, path: Path) -> Path:
     curve = result.curve
     x = [row["instance"] for row in curve]
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
-    kinds = sorted({str(e.get("kind")) for e in result.events})
-    colours = dict(zip(kinds, plt.rcParams["axes.prop_cycle"].by_key()["color"][3:] * 10,
-                       strict=False))
+    kinds = sorted({str(e.get("kind")) for e in result.events},
+                   key=lambda k: (k not in EVENT_COLOURS, k))
+    spare = iter(["tab:olive", "tab:cyan", "tab:grey", "tab:pink"] * 10)
+    colours = {k: EVENT_COLOURS.get(k) or next(spare) for k in kinds}
     for ax, key in zip(axes.ravel(), PLOTTED, strict=True):
         window = result.summary.get("window")
         ax.plot(x, [row[f"rolling_{key}"] for row in curve], label=f"rolling ({window})")
@@ -86,7 +91,7 @@ def write_plot(result: Result, path: Path) -> Path:
         for kind in kinds:
             at = [e["instance"] for e in result.events if str(e.get("kind")) == kind]
             for i, inst in enumerate(at):
-                ax.axvline(inst, color=colours[kind], alpha=0.35, lw=0.8,
+                ax.axvline(inst, color=colours[kind], alpha=0.6, lw=0.9,
                            label=kind if i == 0 else None)
         ax.set_title(key.replace("_", " "))
         ax.grid(alpha=0.3)

@@ -161,8 +161,17 @@ class IHOMER(MultiLabelLearner):
     partition
         ``"odac"`` (the online clustering) or ``"random"`` (ablation: clusters with the same
         sizes as ODAC's, labels assigned by a seeded hash, re-dealt when ODAC's change).
-    cluster_delta, cluster_tau, n_min, min_size, max_size
-        Parameters of :class:`~ihomer.learners.clustering.LabelClustering`.
+    cluster_delta
+        Confidence of the clustering's Hoeffding tests, in ODAC's convention (a larger value
+        splits and aggregates sooner): :class:`~ihomer.learners.clustering.LabelClustering`'s
+        ``delta``.
+    cluster_tau
+        Tie threshold of the clustering's split test (its ``tau``).
+    n_min
+        Instances between the clustering's checkpoints, where the partition may change.
+    min_size, max_size
+        Smallest and largest cluster; ``None`` for sizes from the data (see
+        :class:`~ihomer.learners.clustering.LabelClustering`).
     tree
         Keyword arguments of every :class:`~ihomer.learners.mlhat.MLHAT` (clusters and meta).
         Under a ``decode`` over all labels the trees answer by their thresholds
@@ -262,6 +271,12 @@ class IHOMER(MultiLabelLearner):
         check_range("handover_max", handover_max, handover_min)
         check_range("route_from", route_from, 1)
         check_range("max_bytes", max_bytes, 0, optional=True)
+        # the clustering's own checks would name them delta and tau
+        check_range("cluster_delta", cluster_delta, 0, 1, open_low=True, open_high=True)
+        check_range("cluster_tau", cluster_tau, 0)
+        if tree is not None and not isinstance(tree, dict):
+            raise ValueError("tree must be a dict of MLHAT's arguments, e.g. --param "
+                             f"'tree={{\"grace_period\": 50}}', not {tree!r}")
         try:  # the trees' parameters fail here, by name, not at the first instance
             MLHAT(**{**dict(tree or {}), "no_change": False})
         except (TypeError, ValueError) as e:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,10 @@ class Entry:
 
 
 _REGISTRY: dict[str, Entry] = {}
+
+#: The seed ``ihomer replay``, ``ihomer serve`` and the benchmarks build learners with (a
+#: learner's own default applies only when it is built directly).
+DEFAULT_SEED = 42
 
 
 def register(name: str, description: str) -> Callable[[Callable[..., MultiLabelLearner]],
@@ -87,6 +92,52 @@ def make(name: str, params: dict[str, Any] | None = None,
     if "seed" in sig.parameters and seed is not None:  # None: the learner's own default
         params["seed"] = seed
     return factory(**params)
+
+
+def parameters(name: str) -> list[tuple[str, str, str]]:
+    """``(parameter, default, first sentence of its documentation)`` of the learner
+    registered as ``name``, in the constructor's order: what ``ihomer learners NAME`` shows, so
+    that every switch (the ablations' ``partition="random"``, ``warm_start=False``, ...) can be
+    found without reading the source."""
+    entries = available()
+    if name not in entries:
+        raise ValueError(f"unknown learner {name!r}; available: {', '.join(entries)}")
+    factory = entries[name].factory
+    sig = inspect.signature(factory)
+    docs = _parameter_docs(inspect.getdoc(factory) or "", set(sig.parameters))
+    return [(key, "" if p.default is p.empty else repr(p.default), docs.get(key, ""))
+            for key, p in sig.parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+
+
+def _parameter_docs(doc: str, names: set[str]) -> dict[str, str]:
+    """First sentence per parameter of a numpydoc ``Parameters`` section (an entry may name
+    several parameters, ``a, b``); the section ends at the first line that names none."""
+    lines = doc.splitlines()
+    start = next((i + 2 for i in range(len(lines) - 1) if lines[i].strip() == "Parameters"
+                  and set(lines[i + 1].strip()) == {"-"}), None)
+    if start is None:
+        return {}
+    out: dict[str, str] = {}
+    keys: list[str] = []
+    text: list[str] = []
+
+    def flush() -> None:
+        body = re.sub(r":[a-z]+:`~?(?:[\w.]+\.)?([\w]+)`", r"\1", " ".join(text))
+        body = body.replace("``", "")
+        first = body.split(". ")[0].rstrip(".")
+        out.update({k: first + "." if first else "" for k in keys})
+
+    for line in lines[start:]:
+        if line and not line[0].isspace():
+            head = [k.strip() for k in line.split(":")[0].split(",")]
+            flush()
+            if not all(k in names for k in head):
+                return out
+            keys, text = head, []
+        elif line.strip():
+            text.append(line.strip())
+    flush()
+    return out
 
 
 #: The plain annotations :func:`make` checks a parameter's value against (others pass as
