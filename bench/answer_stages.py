@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tune_ihomer import DATASETS, LEARNERS, ROOT, anchored, parse_config
+from run import select
+from tune_ihomer import REPLAY_SEED, ROOT, anchored, build, open_row, parse_config
 
 from ihomer.evaluate.metrics import MultiLabelMetrics
 from ihomer.learners import decoding
 from ihomer.learners.base import Predictions
-from ihomer.stream.sources import open_stream
 
 STAGES = ("threshold", "decoded", "final")
 
@@ -77,7 +77,7 @@ def run(name: str, params: dict[str, Any], stream: Any) -> dict[str, float]:
 
     decoding.SeenLabelsets.decode = capture  # type: ignore[method-assign]
     try:
-        model = LEARNERS[name](**params).bind(stream.schema)
+        model = build(name, name, params, params.get("seed", REPLAY_SEED)).bind(stream.schema)
         final = model.test_then_train_many(stream.data)
     finally:
         decoding.SeenLabelsets.decode = original  # type: ignore[method-assign]
@@ -108,16 +108,14 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "answer_stages.json"))
     args = ap.parse_args()
     configs = [(c, *parse_config(c)) for c in args.configs]
-    sets = dict(anchored())
-    names = args.datasets.split(",") if args.datasets else list(sets)
+    rows = select(args.datasets, None) if args.datasets else anchored()
+    names = [row["name"] for row in rows]
     results: dict[str, Any] = {}
     for text, name, params in configs:
         per: dict[str, dict[str, float]] = {}
-        for ds in names:
-            spec = sets.get(ds, "")
-            stream = open_stream(DATASETS / f"{ds}.arff.gz",
-                                 labels=None if not spec or spec.startswith("xml:") else spec)
-            per[ds] = run(name, params, stream)
+        for row in rows:
+            ds = row["name"]
+            per[ds] = run(name, params, open_row(row))
             r = per[ds]
             print(f"{text:24s} {ds:15s} log loss {r['log_loss']:7.3f}  Brier {r['brier']:.4f}  "
                   + "  ".join(f"{s} {r[f'{s}_subset_accuracy']:.4f}/{r[f'{s}_example_f1']:.4f}"
