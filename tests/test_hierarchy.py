@@ -15,13 +15,16 @@ from ihomer.stream.base import Batch, InMemoryStream, Instance, Schema
 from ihomer.stream.sources import open_stream
 
 
-def two_group_stream(n: int = 3000, seed: int = 0, swap_at: int | None = None) -> InMemoryStream:
+def two_group_stream(n: int = 3000, seed: int = 0, swap_at: int | None = None,
+                     move_at: int | None = None) -> InMemoryStream:
     """Labels 0-3 follow feature 0, labels 4-7 follow feature 1; groups co-occur internally.
 
     The first instance carries every label, so the clustering starts from one cluster.
 
     With ``swap_at`` the feature -> group mapping is exchanged from that instance on (a drift
-    of the inputs that the trees must follow).
+    of the inputs that the trees must follow). With ``move_at`` the groups follow features 2
+    and 3 from that instance on: the trees' splits on x0 and x1 stop explaining the labels,
+    their losses rise, and their drift monitors fire.
     """
     rng = np.random.default_rng(seed)
     rows = []
@@ -32,6 +35,8 @@ def two_group_stream(n: int = 3000, seed: int = 0, swap_at: int | None = None) -
         a, b = bool(x[0]), bool(x[1])
         if swap_at is not None and i >= swap_at:
             a, b = b, a
+        if move_at is not None and i >= move_at:
+            a, b = bool(x[2]), bool(x[3])
         labels = ([0, 1, 2, 3] if a else []) + ([4, 5, 6, 7] if b else [])
         idx = np.flatnonzero(x).astype(np.int32)
         rows.append(Instance(idx, np.ones(len(idx)), np.asarray(labels, np.int32)))
@@ -374,30 +379,12 @@ def test_every_tree_reads_the_hierarchys_feature_names(mode: str) -> None:
     assert all(t.feature_vocab is model.feature_vocab for t in trees)
 
 
-def concept_change_stream(n: int = 4000, at: int = 2000, seed: int = 1) -> InMemoryStream:
-    """Labels 0-3 follow feature 0 and labels 4-7 feature 1 until ``at``; then features 2 and
-    3: the trees' splits on x0 and x1 stop explaining the labels, and their losses rise."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        x = rng.random(6) < 0.5
-        if i == 0:
-            x[:4] = True
-        a, b = (x[0], x[1]) if i < at else (x[2], x[3])
-        labels = ([0, 1, 2, 3] if a else []) + ([4, 5, 6, 7] if b else [])
-        idx = np.flatnonzero(x).astype(np.int32)
-        rows.append(Instance(idx, np.ones(len(idx)), np.asarray(labels, np.int32)))
-    schema = Schema(tuple(f"x{j}" for j in range(6)), tuple(f"y{j}" for j in range(8)),
-                    sparse=True, source="concept-change")
-    return InMemoryStream(schema, Batch.from_instances(rows))
-
-
 @pytest.mark.parametrize("mode", ["flat", "homer"])
 def test_drift_events_are_stamped_where_they_happened_whatever_the_batching(mode: str) -> None:
     # Events used to carry the first instance of the batch (segment) the tree ran over, so the
     # same stream placed them differently per batch size, and before the change itself when
     # one batch spanned it.
-    stream = concept_change_stream()
+    stream = two_group_stream(n=4000, seed=1, move_at=2000)
     firsts = []
     for size in (None, 1, 37):
         model = IHOMER(mode=mode, n_min=50, tree={"grace_period": 50, "tau": 0.5})
