@@ -627,24 +627,28 @@ def test_a_state_from_before_the_alternate_marks_continues() -> None:
     twin = loaded_as_older(MLHAT(grace_period=50, delta=1e-2), sparse_stream(2000, 60, 4, seed=17),
                            strip)
     assert len(twin._state.ctr) == len(MLHAT()._state.ctr)
+    assert twin.take_alternate_log() == []
 
 
-def test_alternate_marks_say_which_learned_instance_started_and_swapped() -> None:
+def test_alternate_log_says_which_learned_instance_started_and_swapped() -> None:
     tree = MLHAT(grace_period=50, tau=0.5)
     rng = np.random.default_rng(2)
     x = rng.random((6000, 4)) < 0.5
     y = np.where(np.arange(6000)[:, None] < 3000, x[:, :1], x[:, 2:3])  # the concept moves
     data = Batch.from_dense(x.astype(float), y)
-    first_started = first_swapped = 0
+    one_by_one = []
     for i in range(len(data)):
         tree.learn_many(data.slice(i, i + 1))
-        started, swapped = tree.take_alternate_marks()
-        assert started in (0, tree.n_learned) and swapped in (0, tree.n_learned)
-        first_started = first_started or started
-        first_swapped = first_swapped or swapped
-        assert tree.take_alternate_marks() == (0, 0)  # taken: zeroed
-    assert tree.alternates["created"] >= 1 and first_started > 3000
-    assert first_swapped > first_started if tree.alternates["swapped"] else first_swapped == 0
+        log = tree.take_alternate_log()
+        assert all(n == tree.n_learned for _, n in log)  # this instance did it
+        one_by_one += log
+        assert tree.take_alternate_log() == []  # taken: emptied
+    assert tree.alternates["created"] == sum(w == "started" for w, _ in one_by_one) >= 1
+    assert tree.alternates["swapped"] == sum(w == "swapped" for w, _ in one_by_one)
+    assert min(n for _, n in one_by_one) > 3000
+    whole = MLHAT(grace_period=50, tau=0.5)
+    whole.learn_many(data)
+    assert whole.take_alternate_log() == one_by_one  # in one batch: the same, in order
 
 
 def test_a_state_from_before_the_labelset_prior_continues_without_it() -> None:

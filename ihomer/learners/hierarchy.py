@@ -900,26 +900,26 @@ class IHOMER(MultiLabelLearner):
         self._drop_idle()
 
     def _track_drift(self, m: _Member, learned_before: int, learned: np.ndarray) -> None:
-        """Record the alternates ``m``'s tree started or swapped in over a segment, stamped
-        with the instance whose learning did it (the first, where there were several):
-        ``learned`` are the segment's rows the tree learned, in order, and it had learned
-        ``learned_before`` instances before them."""
+        """Record the alternates ``m``'s tree started or swapped in over a segment, each
+        stamped with the instance whose learning did it: ``learned`` are the segment's rows the
+        tree learned, in order, and it had learned ``learned_before`` instances before them.
+        Beyond the tree's log (16 a segment) the rest join the last event of their kind."""
         alt = m.tree.alternates
-        started, swapped = m.tree.take_alternate_marks()
+        log = m.tree.take_alternate_log()
 
-        def instance(mark: int) -> int:
-            k = mark - learned_before - 1
+        def instance(n: int) -> int:
+            k = n - learned_before - 1
             return self._seen + int(learned[k]) if 0 <= k < len(learned) else self._seen
 
-        if alt["created"] > m.drifts:
-            self.events.append({"instance": instance(started), "kind": "drift",
-                                "detail": f"cluster {m.cluster}: "
-                                          f"{alt['created'] - m.drifts} alternate(s) started"})
-            m.drifts = alt["created"]
-        if alt["swapped"] > m.swaps:
-            self.events.append({"instance": instance(swapped), "kind": "alternate_swap",
-                                "detail": f"cluster {m.cluster}: {alt['swapped'] - m.swaps}"})
-            m.swaps = alt["swapped"]
+        for what, kind, total, seen in (("started", "drift", alt["created"], m.drifts),
+                                        ("swapped", "alternate_swap", alt["swapped"], m.swaps)):
+            at = [n for w, n in log if w == what] or ([learned_before + 1] if total > seen else [])
+            for i, n in enumerate(at):
+                count = total - seen - i if i == len(at) - 1 else 1
+                detail = (f"cluster {m.cluster}: {count} alternate(s) started" if kind == "drift"
+                          else f"cluster {m.cluster}: {count}")
+                self.events.append({"instance": instance(n), "kind": kind, "detail": detail})
+        m.drifts, m.swaps = alt["created"], alt["swapped"]
 
     # ------------------------------------------------------------------ hooks
     def _learn_batch(self, batch: Batch) -> None:

@@ -27,10 +27,8 @@ from ihomer.drift.adwin import adwin_estimation, adwin_init, adwin_update
 from ihomer.learners.mlhat.state import (
     C_ALT_LIVE,
     C_ALT_NEW,
-    C_ALT_NEW_AT,
     C_ALT_PRUNE,
     C_ALT_SWAP,
-    C_ALT_SWAP_AT,
     C_DEACT,
     C_DEPTH,
     C_EMPTY,
@@ -38,6 +36,8 @@ from ihomer.learners.mlhat.state import (
     C_INACTIVE,
     C_L,
     C_LFREE,
+    C_LOG,
+    C_LOG_N,
     C_LUSED,
     C_NEED_ROWS,
     C_NFREE,
@@ -58,6 +58,9 @@ from ihomer.learners.mlhat.state import (
     LI_LSN,
     LI_NODE,
     LI_NROWS,
+    LOG_SLOTS,
+    LOG_STARTED,
+    LOG_SWAPPED,
     LV_BIAS,
     LV_BIAS2,
     LV_ERR,
@@ -1106,8 +1109,18 @@ def _swap_in_alternate(s, n) -> None:
             stack[top + 1] = s.nd_i[m, ND_RIGHT]
             top += 2
     s.ctr[C_ALT_SWAP] += 1
-    if s.ctr[C_ALT_SWAP_AT] == 0:
-        s.ctr[C_ALT_SWAP_AT] = s.ctr[C_SEEN]
+    log_alternate(s, LOG_SWAPPED)
+
+
+@njit
+def log_alternate(s, kind) -> None:
+    """Note an alternate started or swapped in, with the learned-instance count, in the
+    counters' log (see ``C_LOG``); past ``LOG_SLOTS`` entries only the counters count it."""
+    k = s.ctr[C_LOG_N]
+    if k < LOG_SLOTS:
+        s.ctr[C_LOG + 2 * k] = kind
+        s.ctr[C_LOG + 2 * k + 1] = s.ctr[C_SEEN]
+        s.ctr[C_LOG_N] = k + 1
 
 
 @njit
@@ -1144,8 +1157,7 @@ def node_monitor(s, prm, n, loss, allow_alt) -> bool:
             s.nd_i[n, ND_ALT] = new_leaf_node(s, prm, s.nd_i[n, ND_DEPTH], 1)
             s.ctr[C_ALT_NEW] += 1
             s.ctr[C_ALT_LIVE] += 1
-            if s.ctr[C_ALT_NEW_AT] == 0:
-                s.ctr[C_ALT_NEW_AT] = s.ctr[C_SEEN]
+            log_alternate(s, LOG_STARTED)
         return False
     na = s.nd_f[alt, NF_ERRN]
     nn = s.nd_f[n, NF_ERRN]

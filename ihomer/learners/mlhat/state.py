@@ -70,11 +70,16 @@ C_INACTIVE = 18  # leaves currently inactive
 C_NEED_ROWS = 19  # rows the kernel asked for when it stopped
 C_DEPTH = 20  # deepest node ever created (bounds the nodes one instance can add)
 C_EMPTY = 21  # instances learned whose label set was empty
-# C_SEEN at the first alternate started / swapped in since the caller last zeroed it (0: none):
-# where it happened, which the counters alone cannot tell once a batch spans many instances
-C_ALT_NEW_AT = 22
-C_ALT_SWAP_AT = 23
-N_COUNTERS = 24
+# A log of the alternates started (kind 1) and swapped in (kind 2) since the caller last
+# emptied it: C_LOG_N entries (kind, C_SEEN when it happened) from C_LOG on, at most
+# LOG_SLOTS (later ones are only counted): where each happened, which the counters alone cannot
+# tell once a batch spans many instances
+C_LOG_N = 22
+C_LOG = 23
+LOG_SLOTS = 16
+LOG_STARTED = 1
+LOG_SWAPPED = 2
+N_COUNTERS = C_LOG + 2 * LOG_SLOTS
 
 # ----------------------------------------------------------------------------- parameters
 P_GRACE = 0

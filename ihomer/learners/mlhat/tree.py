@@ -13,13 +13,13 @@ from ihomer.learners.mlhat import kernels as K
 from ihomer.learners.mlhat.state import (
     C_ALT_LIVE,
     C_ALT_NEW,
-    C_ALT_NEW_AT,
     C_ALT_PRUNE,
     C_ALT_SWAP,
-    C_ALT_SWAP_AT,
     C_DEACT,
     C_INACTIVE,
     C_L,
+    C_LOG,
+    C_LOG_N,
     C_LUSED,
     C_NEED_ROWS,
     C_NLIMIT,
@@ -31,6 +31,8 @@ from ihomer.learners.mlhat.state import (
     C_SPLITS,
     LABEL_FIELDS,
     LABELSET_SLOTS,
+    LOG_STARTED,
+    LOG_SWAPPED,
     MODEL_NAMES,
     N_COUNTERS,
     N_LV,
@@ -783,7 +785,7 @@ class MLHAT(MultiLabelLearner):
         prm = np.array(state["prm"], dtype=np.float64)
         learner._prm[: len(prm)] = prm
         tree = {f: np.array(state["tree"][f]) for f in TreeState._fields}
-        if len(tree["ctr"]) < N_COUNTERS:  # from before the alternates' marks: none pending
+        if len(tree["ctr"]) < N_COUNTERS:  # from before the alternates' log: nothing logged
             tree["ctr"] = np.concatenate(
                 [tree["ctr"], np.zeros(N_COUNTERS - len(tree["ctr"]), np.int64)])
         lv = tree["lf_lv"]
@@ -844,18 +846,20 @@ class MLHAT(MultiLabelLearner):
         """Instances the tree has learned (``stats()["instances"]``)."""
         return int(self._state.ctr[C_SEEN])
 
-    def take_alternate_marks(self) -> tuple[int, int]:
-        """Where the first alternate was started, and the first swapped in, since the last call.
-
-        Each is the :attr:`n_learned` count of the instance whose learning did it (so the
-        instance is the tree's ``mark - 1``-th learned, 0-based), or 0 where none was; both are
-        zeroed for the next call. A caller that runs the tree over a batch stamps drift events
-        with the instance they happened at, not the batch's first.
+    def take_alternate_log(self) -> list[tuple[str, int]]:
+        """The alternates started and swapped in since the last call, in order:
+        ``("started" | "swapped", n)`` with ``n`` the :attr:`n_learned` count of the instance
+        whose learning did it (the tree's ``n - 1``-th learned, 0-based). The log is emptied for
+        the next call; it keeps 16 entries between calls, and :attr:`alternates` counts the
+        rest. A caller that runs the tree over a batch stamps drift events with the instance
+        each happened at, not the batch's first.
         """
         c = self._state.ctr
-        marks = int(c[C_ALT_NEW_AT]), int(c[C_ALT_SWAP_AT])
-        c[C_ALT_NEW_AT] = c[C_ALT_SWAP_AT] = 0
-        return marks
+        k = int(c[C_LOG_N])
+        kinds = {LOG_STARTED: "started", LOG_SWAPPED: "swapped"}
+        out = [(kinds[int(c[C_LOG + 2 * i])], int(c[C_LOG + 2 * i + 1])) for i in range(k)]
+        c[C_LOG_N] = 0
+        return out
 
     @property
     def alternates(self) -> dict[str, int]:
