@@ -301,3 +301,21 @@ def test_read_only_arrays_come_in_writable():
     b = Batch(*arrays)
     for field in ("indptr", "indices", "values", "label_indptr", "label_ids"):
         assert getattr(b, field).flags.writeable and getattr(b, field).flags.c_contiguous
+
+
+@pytest.mark.parametrize("name, params", [("ihomer", {"mode": "homer"}),
+                                          ("ihomer", {"mode": "flat"}), ("mlhat", {}),
+                                          ("river-br-nb", {})])
+def test_a_batch_of_no_rows_is_answered_with_no_rows(name: str, params: dict) -> None:
+    # A poll or a filter that finds nothing: IHOMER used to fail inside its decoder
+    # ("need at least one array to concatenate").
+    model = make(name, params)
+    for i in range(30):
+        model.learn_one({"a": float(i % 2), "b": 1.0}, ["x"] if i % 2 else ["y"])
+    before = model.predict_proba_one({"a": 1.0, "b": 1.0})
+    empty = Batch.from_dense(np.zeros((0, 2)), np.zeros((0, 2)))
+    assert len(model.predict_many(empty)) == 0
+    assert len(model.test_then_train_many(empty)) == 0
+    model.learn_many(Batch.empty())
+    assert model.predict_proba_many(Batch.empty()).shape[0] == 0
+    assert model.predict_proba_one({"a": 1.0, "b": 1.0}) == before

@@ -79,8 +79,9 @@ def supports_state(learner: object) -> bool:
     :class:`MultiLabelLearner` defines both methods for its vocabularies only; a subclass opts in
     by overriding them, so inheriting the base versions does not count.
     """
-    if isinstance(learner, MultiLabelLearner):
-        return type(learner).state_dict is not MultiLabelLearner.state_dict
+    if isinstance(learner, MultiLabelLearner):  # river's Pipeline passes, and has neither
+        own = getattr(type(learner), "state_dict", None)
+        return own is not None and own is not MultiLabelLearner.state_dict
     return isinstance(learner, SupportsState)
 
 
@@ -219,8 +220,13 @@ class CheckpointStore:
         else:
             raise CheckpointError(
                 f"learner {type(learner).__name__} has no state_dict/from_state_dict, so it can "
-                f"only be checkpointed with pickle; pass --allow-pickle to accept that")
+                "only be checkpointed with pickle: CheckpointStore(..., allow_pickle=True) "
+                "(ihomer serve --allow-pickle) accepts that")
         state_tree = flatten(state, arrays, "state")
+        in_meta: dict[str, np.ndarray] = {}
+        meta = flatten(meta, in_meta, "meta")  # NumPy scalars read as Python's
+        if in_meta:
+            raise CheckpointError("meta: arrays belong in state, not in the manifest's meta")
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         npz = buf.getvalue()

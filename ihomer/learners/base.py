@@ -155,6 +155,8 @@ class Predictions:
     @classmethod
     def concat(cls, parts: list[Predictions]) -> Predictions:
         """The rows of ``parts`` one after the other (scores of 1 where a part has none)."""
+        if not parts:
+            return cls.from_rows([], [])
         if len(parts) == 1:
             return parts[0]
         indptr = [np.zeros(1, PTR_DTYPE)]
@@ -415,7 +417,9 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
     # ------------------------------------------------------------------ array face
     def learn_many(self, batch: Batch) -> None:
         """Learn every row of ``batch`` in order."""
-        self._learn_rows(self._ensure_batch(batch))
+        batch = self._ensure_batch(batch)
+        if len(batch):  # a poll that found nothing is no call to the model
+            self._learn_rows(batch)
 
     def _learn_rows(self, batch: Batch) -> None:
         # With the no-change answer, learning predicts too, so that both answers are rated on
@@ -431,6 +435,8 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
         The answer holds label ids (``label_vocab.names[i]`` names id ``i``); the batch's own
         labels, if any, are not read."""
         batch = self._ensure_batch(self._unlabelled(batch))
+        if not len(batch):
+            return Predictions.from_rows([], [])
         return self._answered(batch, False, self._predict_batch)
 
     def _unlabelled(self, batch: Batch) -> Batch:
@@ -476,6 +482,8 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
     def test_then_train_many(self, batch: Batch) -> Predictions:
         """Predict each row with the model as it stands, then learn it: exact prequential."""
         batch = self._ensure_batch(batch)
+        if not len(batch):
+            return Predictions.from_rows([], [])
         return self._answered(batch, True, self._test_then_train_batch)
 
     # ------------------------------------------------------------------ river face

@@ -165,6 +165,28 @@ def test_checkpoint_roundtrip_and_generations(tmp_path: Path) -> None:
     store.close()
 
 
+def test_a_river_pipeline_checkpoints_by_pickle_and_meta_takes_numpy_scalars(
+        tmp_path: Path) -> None:
+    from river import preprocessing
+
+    from ihomer.learners.mlhat import MLHAT
+
+    pipeline = preprocessing.StandardScaler() | MLHAT()
+    for i in range(20):
+        pipeline.learn_one({"a": float(i)}, ["x"] if i % 2 else [])
+    # it passes as a MultiLabelLearner but has no state_dict: an AttributeError before
+    with pytest.raises(CheckpointError, match="allow_pickle=True"):
+        CheckpointStore(tmp_path / "safe").save({}, {}, pipeline)
+    store = CheckpointStore(tmp_path / "pickled", allow_pickle=True)
+    store.save({"n": np.float32(1.5), "k": np.int64(3)}, {}, pipeline)
+    got = store.load_latest()
+    assert got is not None and got.manifest["meta"] == {"n": 1.5, "k": 3}
+    assert got.learner.predict_proba_one({"a": 7.0}) == pipeline.predict_proba_one({"a": 7.0})
+    with pytest.raises(CheckpointError, match=r"meta\.bad: object is not a JSON value"):
+        store.save({"bad": object()}, {}, pipeline)
+    store.close()
+
+
 def test_crashed_write_leaves_no_generation(tmp_path: Path) -> None:
     def crash() -> None:
         raise KeyboardInterrupt  # stands for a SIGKILL between the two renames
