@@ -40,7 +40,7 @@ import warnings
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from numbers import Real
-from typing import TYPE_CHECKING, Any, SupportsFloat
+from typing import TYPE_CHECKING, Any, Self, SupportsFloat
 
 import numpy as np
 from river import base as river_base
@@ -289,7 +289,7 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
         self._votes: Votes | None = None
 
     # ------------------------------------------------------------------ vocabularies
-    def bind(self, schema: Schema) -> MultiLabelLearner:
+    def bind(self, schema: Schema) -> Self:
         """Adopt a stream's feature and label names so batch ids and model ids agree."""
         for vocab, names, what in (
             (self.feature_vocab, schema.feature_names, "feature"),

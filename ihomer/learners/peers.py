@@ -33,7 +33,7 @@ name               class
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -111,7 +111,7 @@ class MOALearner(MultiLabelLearner):
         self._JInt = jpype.JArray(jpype.JInt)
 
     # ------------------------------------------------------------------ set-up
-    def bind(self, schema: Schema) -> MOALearner:
+    def bind(self, schema: Schema) -> Self:
         self._nominal = dict(schema.nominal)
         self._sparse = schema.sparse
         super().bind(schema)
