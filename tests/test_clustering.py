@@ -364,6 +364,8 @@ def test_draw_escapes_names_and_gives_long_names_room(tmp_path) -> None:
         clu.update(np.array([0, 1]))
     dot = clu.draw(tmp_path / "t.dot", names=["back\\slash", "two\nlines"]).read_text()
     assert 'back\\\\slash two lines' in dot and "two\nlines" not in dot
+    with pytest.raises(ValueError, match="names has 1 entries for 2 labels"):
+        clu.draw(tmp_path / "short.dot", names=["only one"])
     rng = np.random.default_rng(5)
     clu = LabelClustering(n_min=20, max_size=4)
     for _ in range(400):

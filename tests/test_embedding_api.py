@@ -319,3 +319,31 @@ def test_a_batch_of_no_rows_is_answered_with_no_rows(name: str, params: dict) ->
     model.learn_many(Batch.empty())
     assert model.predict_proba_many(Batch.empty()).shape[0] == 0
     assert model.predict_proba_one({"a": 1.0, "b": 1.0}) == before
+
+
+def test_arrow_tables_that_would_be_misread_are_refused_by_row_and_column() -> None:
+    labels = pa.array([[0], [1, 2]], pa.list_(pa.int32()))
+    # dense rows as a plain list column are read when every row has one value per feature
+    var = pa.table({"labels": labels, "features": pa.array([[0.5, 1.0], [0.0, 2.0]])})
+    b = batch_from_arrow(var)
+    assert b.indices.tolist() == [0, 1, 1] and b.values.tolist() == [0.5, 1.0, 2.0]
+    ragged = pa.table({"labels": labels, "features": pa.array([[0.5, 1.0], [0.0]])})
+    with pytest.raises(ValueError, match="row 1: 'features' holds 1 values where row 0 holds 2"):
+        batch_from_arrow(ragged)
+    # a null label list is "not labelled", not "no label": it must not be learned as empty
+    unlabelled = pa.table({"labels": pa.array([[0], None], pa.list_(pa.int32())),
+                           "features": pa.array([[0.5], [0.0]])})
+    with pytest.raises(ValueError, match="row 1: labels is null"):
+        batch_from_arrow(unlabelled)
+    wide = pa.table({"a": [1.0], "b": [2.0], "y": [True]})
+    with pytest.raises(ValueError, match="'a' is named more than once"):
+        batch_from_arrow(wide, features=["a", "a"], labels=["y"])
+    with pytest.raises(ValueError, match="'y' is named more than once"):  # the label leaks
+        batch_from_arrow(wide, features=["a", "y"], labels=["y"])
+
+
+def test_a_schema_names_each_column_once() -> None:
+    with pytest.raises(ValueError, match="feature name 'a' occurs more than once"):
+        Schema(feature_names=("a", "a"), label_names=("x",))
+    with pytest.raises(ValueError, match="label name 'x' occurs more than once"):
+        Schema(feature_names=("a",), label_names=("x", "x"))

@@ -257,6 +257,9 @@ def _unusable(value: float) -> str:
 class MultiLabelLearner(river_base.MultiLabelClassifier):
     """Base class: vocabularies, the river face, and the array face.
 
+    A learner is not thread-safe (as river's are not): learning grows the arrays that scoring
+    reads, so a caller that shares one between threads holds one lock around every call.
+
     Subclasses implement four hooks on integer ids:
 
     * ``_grow_labels(n_labels)``: make room for label ids ``< n_labels``;

@@ -491,6 +491,9 @@ class LabelClustering:
         if suffix not in (".dot", ".png"):
             raise ValueError(f"draw writes .dot or .png files, not {path.name!r}")
         tree = self.tree()
+        if names is not None and len(names) < self._n_labels:
+            raise ValueError(f"names has {len(names)} entries for {self._n_labels} labels (one "
+                             "per label id, e.g. model.label_vocab.names)")
 
         def text(node: dict[str, Any]) -> str:
             if node["id"] is not None:

@@ -18,6 +18,7 @@ A :class:`Schema` names the columns: feature names, label names, the domain of n
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -86,6 +87,14 @@ class Schema:
     source: str = ""
     text: bool = False
     dropped: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # a name is a column's identity: twice in one list, two columns would share it and a
+        # model bound to the schema could not tell them apart
+        for names, what in ((self.feature_names, "feature"), (self.label_names, "label")):
+            if len(set(names)) != len(names):
+                twice = next(n for n, k in Counter(names).items() if k > 1)
+                raise ValueError(f"schema: {what} name {twice!r} occurs more than once")
 
     @property
     def n_features(self) -> int:

@@ -267,8 +267,13 @@ def _column(data: pa.Table | pa.RecordBatch, name: str) -> pa.Array:
     return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
 
 
-def _list_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets rebased to 0, flat values) of a list array, honouring slicing."""
+def _list_parts(arr: pa.Array, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets rebased to 0, flat values) of the list column ``name``, honouring slicing; a
+    null row is refused (it would read as an empty list: for ``labels``, as "no label" rather
+    than "not labelled")."""
+    if arr.null_count:
+        row = int(np.argmax(np.asarray(arr.is_null())))
+        raise ValueError(f"row {row}: {name} is null (each row holds a list, empty for none)")
     arr = arr.cast(pa.large_list(arr.type.value_type)) if not pa.types.is_large_list(
         arr.type) else arr
     offsets = np.asarray(arr.offsets)
@@ -295,9 +300,13 @@ def batch_from_arrow(data: pa.Table | pa.RecordBatch, features: Sequence[str] | 
     """
     names = data.schema.names
     if features is not None or labels is not None:
-        missing = [c for c in (*(features or ()), *(labels or ())) if c not in names]
+        cols = [*(features or ()), *(labels or ())]
+        missing = [c for c in cols if c not in names]
         if missing:
             raise ValueError(f"no column {missing[0]!r} in the table (it has {names})")
+        if len(set(cols)) != len(cols):  # twice a feature, or a label read as a feature too
+            twice = next(c for c in cols if cols.count(c) > 1)
+            raise ValueError(f"column {twice!r} is named more than once in features and labels")
 
         def matrix(cols: Sequence[str], what: str) -> np.ndarray:
             out = np.zeros((data.num_rows, len(cols)))
@@ -319,14 +328,20 @@ def batch_from_arrow(data: pa.Table | pa.RecordBatch, features: Sequence[str] | 
                          "'feature_indices'/'feature_values' or 'features') needs the names "
                          f"of its feature and label columns (features=..., labels=...); it has "
                          f"{names}")
-    label_indptr, label_ids = _list_parts(_column(data, "labels"))
+    label_indptr, label_ids = _list_parts(_column(data, "labels"), "labels")
     if "feature_indices" in names:
-        indptr, indices = _list_parts(_column(data, "feature_indices"))
-        _, values = _list_parts(_column(data, "feature_values"))
+        indptr, indices = _list_parts(_column(data, "feature_indices"), "feature_indices")
+        _, values = _list_parts(_column(data, "feature_values"), "feature_values")
     else:
-        col = _column(data, "features")
-        f = col.type.list_size
-        dense = np.asarray(col.flatten()).reshape(len(data), f) if f else np.zeros((len(data), 0))
+        ptr, flat = _list_parts(_column(data, "features"), "features")
+        width = np.diff(ptr)
+        f = int(width[0]) if len(width) else 0
+        if (width != f).any():  # dense rows: one value per feature, every row alike
+            row = int(np.argmax(width != f))
+            raise ValueError(f"row {row}: 'features' holds {int(width[row])} values where row 0 "
+                             f"holds {f} (dense rows have one per feature; record sparse rows "
+                             "as feature_indices/feature_values)")
+        dense = np.asarray(flat, VALUE_DTYPE).reshape(len(data), f)
         rows = Batch.from_dense(dense)
         indptr, indices, values = rows.indptr, rows.indices, rows.values
     return Batch(
