@@ -396,6 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="how keys of a features object are read (default auto)")
     sv.add_argument("--max-message-bytes", type=int,
                     help="larger records are dead-lettered (default 1000000)")
+    sv.add_argument("--max-labels-per-event", type=int,
+                    help="events with more distinct labels are dead-lettered (default 1000: the "
+                         "label clustering's cost grows with its square)")
     sv.add_argument("--metrics-host", help="Prometheus endpoint address (default 127.0.0.1)")
     sv.add_argument("--metrics-port", type=int, help="Prometheus port (default 9464, 0: off)")
     sv.add_argument("--poll-timeout-ms", type=int,

@@ -60,6 +60,7 @@ class ServiceConfig:
     unknown_features: str | None = None
     feature_keys: str = "auto"
     max_message_bytes: int = 1_000_000
+    max_labels_per_event: int = 1000
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     poll_timeout_ms: int = 500

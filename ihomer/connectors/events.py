@@ -55,6 +55,8 @@ REASONS: tuple[str, ...] = (
     "unknown_feature",    # a feature name or index the model does not know (policy: reject)
     "unknown_event",      # labels for an id that is not waiting for labels
     "duplicate_event",    # features for an id already waiting for its labels
+    "too_many_labels",    # more distinct labels than max_labels_per_event
+    "unreadable",         # the parser failed on it in a way it did not foresee (a bug to report)
 )
 
 UNKNOWN_FEATURE_POLICIES = ("add", "ignore", "reject")
@@ -145,6 +147,11 @@ class EventParser:
         Whether the service computes features from text: without one, an event that carries
         text but no features is refused (``missing_field``) instead of being answered from
         an empty row.
+    max_labels_per_event
+        Most distinct labels one event may carry (``too_many_labels`` beyond): the label
+        clustering's pair statistics grow with the square of an instance's labels, so one
+        message with 30,000 new labels would take gigabytes. Benchmark streams carry at most a
+        few dozen.
     """
 
     def __init__(
@@ -158,6 +165,7 @@ class EventParser:
         max_message_bytes: int = 1_000_000,
         max_feature_index: int = 1 << 20,
         featurizer: bool = False,
+        max_labels_per_event: int = 1000,
     ) -> None:
         if unknown_features not in UNKNOWN_FEATURE_POLICIES:
             raise ValueError(f"unknown_features must be one of {UNKNOWN_FEATURE_POLICIES}, "
@@ -172,6 +180,7 @@ class EventParser:
         self.feature_keys = feature_keys
         self.max_message_bytes = max_message_bytes
         self.featurizer = featurizer
+        self.max_labels_per_event = max_labels_per_event
         self.max_feature_index = max_feature_index if n_features is None else n_features - 1
         self.ignored_features = 0
         #: null feature values read as absent (missing values), over the accepted messages
@@ -186,7 +195,9 @@ class EventParser:
                                         f"{self.max_message_bytes}")
         try:
             record = json.loads(value)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        except UnicodeDecodeError as e:
+            raise Rejected("malformed_json", f"not UTF-8: {e}") from None
+        except ValueError as e:  # JSONDecodeError, or an integer of over 4,300 digits
             raise Rejected("malformed_json", str(e)) from None
         except RecursionError:
             raise Rejected("malformed_json", "nested too deeply") from None
@@ -212,6 +223,10 @@ class EventParser:
                                        or not all(isinstance(x, str) for x in raw_labels)):
             raise Rejected("wrong_type", f"event {event_id!r}, field 'labels': expected a list "
                                          f"of label names (strings)")
+        if raw_labels is not None and len(set(raw_labels)) > self.max_labels_per_event:
+            raise Rejected("too_many_labels", f"event {event_id!r}, field 'labels': "
+                                              f"{len(set(raw_labels))} labels > "
+                                              f"max_labels_per_event {self.max_labels_per_event}")
         raw_features = record.get("features")
         if raw_features is None and text is None and raw_labels is None:
             raise Rejected("missing_field", f"event {event_id!r}: no 'features', 'text' or "
@@ -257,7 +272,9 @@ class EventParser:
         if not isinstance(raw, dict):
             raise Rejected("wrong_type", f"{where}: expected a list or an object, "
                                          f"got {type(raw).__name__}")
-        decimal = self.feature_keys != "name" and all(k.isdecimal() for k in raw)
+        # "-1" reads as an index too (a negative one, refused as such), not as a feature name
+        decimal = self.feature_keys != "name" and all(
+            k.isdecimal() or (k[:1] == "-" and k[1:].isdecimal()) for k in raw)
         by_index = self.feature_keys == "index" or (self.feature_keys == "auto" and decimal)
         if by_index and decimal:
             fast = self._fast_sparse(raw)
@@ -281,8 +298,9 @@ class EventParser:
         """The common valid ``{index: value}`` row, vectorised; ``None`` sends anything unusual
         (a bad value, an index out of range or repeated) to the loop that names the culprit."""
         vals = _plain_numbers(list(raw.values()))
-        if vals is None:
-            return None
+        digits = len(str(self.max_feature_index))
+        if vals is None or any(len(k.lstrip("0")) > digits or not k.isdecimal() for k in raw):
+            return None  # an index beyond any feature (or not one): named by the loop
         ids = np.fromiter(map(int, raw), dtype=np.int64, count=len(raw))
         if len(ids) and (ids.max() > self.max_feature_index or len(np.unique(ids)) != len(ids)):
             return None
@@ -294,9 +312,10 @@ class EventParser:
     def _index(self, key: str, where: str) -> int | None:
         if not key.isdecimal():
             raise Rejected("bad_feature_index", f"{where}: key {key!r} is not a feature index")
-        fid = int(key)
-        if fid > self.max_feature_index:
-            return self._unknown(f"{where}: index {fid} is beyond the last feature "
+        fid = int(key) if len(key.lstrip("0")) <= len(str(self.max_feature_index)) else None
+        if fid is None or fid > self.max_feature_index:
+            shown = key if len(key) <= 30 else f"{key[:12]}...({len(key)} digits)"
+            return self._unknown(f"{where}: index {shown} is beyond the last feature "
                                  f"({self.max_feature_index})", allow_add=False)
         return fid
 

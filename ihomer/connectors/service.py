@@ -238,7 +238,8 @@ class Service:
         self.parser = EventParser(
             self.learner.feature_vocab, self.learner.label_vocab, n_features=n_features,
             unknown_features=cfg.unknown_feature_policy(), feature_keys=cfg.feature_keys,
-            max_message_bytes=cfg.max_message_bytes, featurizer=self.featurizer is not None)
+            max_message_bytes=cfg.max_message_bytes, featurizer=self.featurizer is not None,
+            max_labels_per_event=cfg.max_labels_per_event)
         self.parser.ignored_features = int(self.counters.get("ignored_features", 0))
         self.parser.missing_values = int(self.counters.get("missing_values", 0))
         self.metrics = ServiceMetrics() if cfg.metrics_port else None
@@ -248,6 +249,15 @@ class Service:
         self._max_poll_records = 500  # the consumer's (kafka-python's default until run())
         self._send_error: BaseException | None = None
         self._since_checkpoint = 0
+        # the positions the last checkpoint written (or loaded) covers: a shutdown right after
+        # an interval checkpoint has nothing new to write, only offsets to commit
+        self._saved_positions: dict[tuple[str, int], int] | None = (
+            dict(self.positions) if self.store is not None and self.store.generations() else None)
+        self._at: dict[str, Any] | None = None  # the record being handled, for a fatal error
+        self._no_assignment_since: float | None = None
+        self._wait_logged = 0.0
+        self._stalled_since: float | None = None
+        self._stall_logged = False
         self._consumer: Any = None
         self._producer: Any = None
 
@@ -300,7 +310,8 @@ class Service:
         self.counters["ignored_features"] = self.parser.ignored_features
         self.counters["missing_values"] = self.parser.missing_values
         path = None
-        if self.store is not None:
+        unchanged = self._since_checkpoint == 0 and self._saved_positions == self.positions
+        if self.store is not None and not unchanged:
             meta = {"learner": self.cfg.learner, "params": self.cfg.params, "seed": self.cfg.seed,
                     "featurizer": self.featurizer_spec, "offsets": self._offsets_json(),
                     "events_learned": self.counters["learned"],
@@ -308,6 +319,7 @@ class Service:
             state = {"metrics": self.quality.state_dict(), "join": self.join.state(),
                      "counters": self.counters, "universe": self.universe}
             path = self.store.save(meta, state, self.learner)
+            self._saved_positions = dict(self.positions)
             self._pause("commit")
         if commit:
             self._commit()
@@ -428,10 +440,15 @@ class Service:
         kind: str | None = None
         run: list[tuple[Event, Any]] = []
         for rec in records:
+            self._at = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
             try:
                 ev = self.parser.parse(rec.value)
             except Rejected as r:
                 self._dead_letter(rec, r.reason, r.detail)
+                continue
+            except Exception as e:  # a message the parser did not foresee must
+                # not stop the partition for good (each restart would die on it again)
+                self._dead_letter(rec, "unreadable", f"the parser failed on it: {e!r}"[:500])
                 continue
             if ev.kind != kind and run:
                 self._flush(kind, run, t_poll)  # type: ignore[arg-type]
@@ -440,6 +457,7 @@ class Service:
             run.append((ev, rec))
         if run:
             self._flush(kind, run, t_poll)  # type: ignore[arg-type]
+        self._at = None
         self.positions[(last.topic, last.partition)] = last.offset + 1
         self.counters["events_in"] += len(records)
         self._since_checkpoint += len(records)
@@ -607,18 +625,63 @@ class Service:
         self.log("signal", signal=signal.Signals(signum).name)
         self._stop = True
 
+    def _lag(self, tp: Any) -> int | None:
+        """High watermark minus this model's position in ``tp``; None while either is unknown
+        (no fetch answered yet, or the group's offset still being fetched)."""
+        hw = self._consumer.highwater(tp)
+        pos = self.positions.get((tp.topic, tp.partition))
+        if pos is None:  # not read from yet: the consumer's fetch position, so that a
+            try:         # partition waiting its turn shows its whole backlog
+                pos = self._consumer.position(tp, timeout_ms=100)
+            except Exception:
+                pos = None
+        return None if hw is None or pos is None else max(0, hw - pos)
+
+    def _backlog(self) -> int | None:
+        """Records known to wait in the partitions held (None: not known for one of them)."""
+        lags = [self._lag(tp) for tp in self._consumer.assignment()]
+        return None if any(x is None for x in lags) else sum(lags)  # type: ignore[misc]
+
+    def _watch(self, now: float, polled: bool) -> bool:
+        """Say what an operator cannot otherwise see, and whether the service is idle.
+
+        No partition held: ``waiting_for_assignment`` every 30 s (a group stuck in a
+        rebalance says nothing else). Records known to wait that no poll brings for 30 s:
+        ``no_progress`` (a broker outage, which kafka-python mostly hides), then
+        ``progress_resumed``. Idle means caught up: partitions held, none with records known to
+        wait, nothing polled; an outage or a rebalance is not idleness, so ``--idle-exit``
+        never ends a run with records unread.
+        """
+        if not self._consumer.assignment():
+            self._stalled_since = None
+            if self._no_assignment_since is None:
+                self._no_assignment_since = self._wait_logged = now
+            elif now - self._wait_logged >= 30:
+                self._wait_logged = now
+                self.log("waiting_for_assignment", "warning", group_id=self.cfg.group_id,
+                         seconds=round(now - self._no_assignment_since))
+            return False
+        self._no_assignment_since = None
+        backlog = None if polled else self._backlog()
+        if polled or backlog == 0:
+            if self._stall_logged:
+                self.log("progress_resumed", seconds=round(now - self._stalled_since, 1))
+            self._stalled_since, self._stall_logged = None, False
+            return not polled
+        if self._stalled_since is None:
+            self._stalled_since = now
+        elif now - self._stalled_since >= 30 and not self._stall_logged:
+            self._stall_logged = True
+            self.log("no_progress", "warning", seconds=round(now - self._stalled_since, 1),
+                     backlog=backlog)
+        return False
+
     def _gauges(self) -> None:
         assert self.metrics is not None
         for tp in self._consumer.assignment():
-            hw = self._consumer.highwater(tp)
-            pos = self.positions.get((tp.topic, tp.partition))
-            if pos is None:  # not read from yet: the consumer's fetch position, so that a
-                try:         # partition waiting its turn shows its whole backlog
-                    pos = self._consumer.position(tp, timeout_ms=100)
-                except Exception:  # no position yet (the group's offset is being fetched)
-                    pos = None
-            if hw is not None and pos is not None:
-                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - pos))
+            lag = self._lag(tp)
+            if lag is not None:
+                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
         self.metrics.pending.set(len(self.join))
         self.metrics.ignored_features.set(self.parser.ignored_features)
         self.metrics.missing_values.set(self.parser.missing_values)
@@ -708,10 +771,9 @@ class Service:
                     if records:
                         self.process(records, t_poll)
                 if polled:
-                    last_record = now
                     self._pause("batch")
-                elif not self._consumer.assignment():
-                    last_record = now  # idle time counts from the first assignment
+                if not self._watch(now, bool(polled)):
+                    last_record = now  # idle: caught up on partitions held, nothing polled
                 if self._since_checkpoint >= cfg.checkpoint_every:
                     self.checkpoint("interval")
                 if self.metrics is not None and now - last_gauges >= 1.0:
@@ -723,7 +785,7 @@ class Service:
             self.checkpoint("shutdown")
         except Exception as e:
             self._failed = True
-            self.log("fatal", "error", error=repr(e))
+            self.log("fatal", "error", error=repr(e), last_record=self._at)
             code = 1
         finally:
             self._consumer.close(autocommit=False)

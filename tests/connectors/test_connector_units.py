@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -380,3 +381,86 @@ def test_a_broker_outage_is_waited_out_and_logged_once(monkeypatch) -> None:
     svc._consumer = _FlakyConsumer([UnsupportedVersionError("no")])
     with pytest.raises(UnsupportedVersionError):
         svc._poll()
+
+
+def test_no_message_stops_the_service_and_a_fatal_error_names_its_record(monkeypatch) -> None:
+    # Each of these crashed the service, on every restart, at the same offset: the partition
+    # stopped for good (an OverflowError, and int()'s 4,300-digit limit, twice).
+    from collections import namedtuple
+
+    from ihomer.connectors.service import Service
+
+    Rec = namedtuple("Rec", "topic partition offset key value")
+    cfg = load_config({"learner": "majority", "metrics_port": 0, "output_topic": "out",
+                       "dead_letter_topic": "dlq", "max_labels_per_event": 3}, None, {})
+    svc = Service(cfg)
+    svc._producer = _FakeProducer()
+    raw = [
+        b'{"id": "big", "features": {"99999999999999999999": 1.0}}',
+        ('{"id": "digits", "features": {"' + "9" * 5000 + '": 1.0}}').encode(),
+        ('{"id": ' + "1" * 5000 + ', "features": [1.0]}').encode(),
+        b'{"id": "neg", "features": {"-1": 1.0}}',
+        b'{"id": "many", "features": [1.0], "labels": ["a", "b", "c", "d"]}',
+        b'{"id": "bug", "features": [1.0]}',
+        b'{"id": "fine", "features": [1.0], "labels": ["a"]}',
+    ]
+    parse = svc.parser.parse
+
+    def buggy(value: bytes | None) -> object:
+        if value is not None and b'"bug"' in value:
+            raise RuntimeError("a case the parser did not foresee")
+        return parse(value)
+
+    monkeypatch.setattr(svc.parser, "parse", buggy)
+    svc.process([Rec("in", 0, i, None, v) for i, v in enumerate(raw)], 0.0)
+    reasons = [h["ihomer.reason"].decode() for t, _, _, h in svc._producer.sent if t == "dlq"]
+    assert reasons == ["unknown_feature", "unknown_feature", "malformed_json",
+                       "bad_feature_index", "too_many_labels", "unreadable"]
+    assert svc.counters["learned"] == 1 and svc.positions == {("in", 0): 7}
+    assert svc.learner.label_vocab.names == ["a"]  # the refused event added none of its labels
+
+
+class _Partitions:
+    """A consumer holding partitions whose high watermarks and positions the test sets."""
+
+    def __init__(self) -> None:
+        self.held: dict[Any, tuple[int | None, int]] = {}
+
+    def assignment(self) -> set[Any]:
+        return set(self.held)
+
+    def highwater(self, tp: Any) -> int | None:
+        return self.held[tp][0]
+
+    def position(self, tp: Any, timeout_ms: int = 0) -> int:
+        return self.held[tp][1]
+
+
+def test_idle_means_caught_up_and_stalls_are_said(monkeypatch) -> None:
+    # --idle-exit used to count a broker outage or a rebalance as idle time and exit 0 with
+    # records unread; a group waiting for partitions, or a backlog no poll brought, said nothing.
+    import io
+
+    from kafka import TopicPartition
+
+    from ihomer.connectors.service import JsonLog, Service
+
+    p0 = TopicPartition("in", 0)
+    out = io.StringIO()
+    svc = Service(load_config({"learner": "majority", "metrics_port": 0}, None, {}),
+                  JsonLog("info", out))
+    svc._consumer = consumer = _Partitions()
+
+    def said() -> list[str]:
+        return [json.loads(x)["event"] for x in out.getvalue().splitlines()]
+
+    assert svc._watch(0.0, False) is False  # nothing held yet: not idle
+    assert svc._watch(31.0, False) is False and said()[-1] == "waiting_for_assignment"
+    consumer.held = {p0: (10, 4)}  # held, 6 records known to wait, none polled
+    assert svc._watch(32.0, False) is False
+    assert svc._watch(63.0, False) is False and said()[-1] == "no_progress"
+    assert svc._watch(64.0, True) is False and said()[-1] == "progress_resumed"
+    consumer.held = {p0: (None, 4)}  # no fetch answered yet: unknown is not idle
+    assert svc._watch(65.0, False) is False
+    consumer.held = {p0: (10, 10)}  # caught up, nothing polled: idle
+    assert svc._watch(66.0, False) is True

@@ -146,6 +146,8 @@ def test_poison_messages_go_to_the_dead_letter_topic(broker: Broker, start_servi
         ("unknown_feature", b'{"id": "uf", "features": {"no_such_feature": 1.0}}'),
         ("unknown_feature", b'{"id": "ui", "features": {"9999": 1.0}}'),
         ("unknown_event", b'{"id": "ghost", "labels": ["happy"]}'),
+        ("too_many_labels", json.dumps({"id": "tl", "features": DENSE,
+                                        "labels": [f"l{i}" for i in range(6)]}).encode()),
     ]
     good = [event(f"g{i}", ["happy"] if i % 2 else ["sad"]) for i in range(10)]
     good[3] = event("g3", ["happy"], features=[None, None, *DENSE[2:]])  # 2 missing values
@@ -157,12 +159,14 @@ def test_poison_messages_go_to_the_dead_letter_topic(broker: Broker, start_servi
     port = free_port()
     svc = start_service(broker.bootstrap, topics, "--schema-from", str(default_source()),
                         "--checkpoint-dir", str(tmp_path / "ck"), "--max-message-bytes", "4000",
-                        "--metrics-port", str(port))
+                        "--max-labels-per-event", "5", "--metrics-port", str(port))
     expected = [*(r for r, _ in poison), "duplicate_event"]
     dead = broker.read(topics[2], len(expected))
     headers = [dict(r.headers) for r in dead]
     assert sorted(h["ihomer.reason"].decode() for h in headers) == sorted(expected)
-    assert set(expected) == set(REASONS)  # every reason is exercised
+    # every reason is exercised ("unreadable" is the net for what the parser did not foresee:
+    # tests/connectors/test_connector_units.py makes one)
+    assert set(expected) == set(REASONS) - {"unreadable"}
     for r, h in zip(dead, headers, strict=True):
         assert h["ihomer.source.topic"].decode() == topics[0]
         original = msgs[int(h["ihomer.source.offset"])][1] or b""
