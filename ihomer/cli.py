@@ -235,13 +235,16 @@ def _learners(args: argparse.Namespace) -> int:
         return 0
     print("parameters (ihomer replay --learner NAME --param KEY=VALUE, values as Python "
           "literals):")
-    width = min(max(len(f"{k}={d}") for k, d, _ in rows if k != "seed"), 32)
+    lines = []
     for key, default, text in rows:
         if key == "seed":  # replay, bench and serve pass their own
-            default, text = "", f"set by --seed (default {DEFAULT_SEED}). {text}"
-        head = f"  {f'{key}={default}' if default else key:{width}s}  "
-        print(textwrap.fill(text or "-", 100, initial_indent=head,
-                            subsequent_indent=" " * len(head)) if len(head) < 60 else head + text)
+            lines.append((key, f"set by --seed (default {DEFAULT_SEED}). {text}".strip()))
+        else:
+            lines.append((f"{key}={default}", text or "-"))
+    width = min(max(len(head) for head, _ in lines), 32)
+    for head, text in lines:
+        lead = f"  {head:{width}s}  "
+        print(textwrap.fill(text, 100, initial_indent=lead, subsequent_indent=" " * len(lead)))
     return 0
 
 
