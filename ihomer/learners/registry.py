@@ -50,6 +50,13 @@ def available() -> dict[str, Entry]:
     return dict(sorted(_REGISTRY.items()))
 
 
+def _entry(name: str) -> Entry:
+    entries = available()
+    if name not in entries:
+        raise ValueError(f"unknown learner {name!r}; available: {', '.join(entries)}")
+    return entries[name]
+
+
 def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
     """``["grace_period=200", "mode=flat"]`` -> ``{"grace_period": 200, "mode": "flat"}``.
 
@@ -74,10 +81,7 @@ def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
 def make(name: str, params: dict[str, Any] | None = None,
          seed: int | None = None) -> MultiLabelLearner:
     """Build the learner registered as ``name`` with ``params`` (and ``seed`` when it takes one)."""
-    entries = available()
-    if name not in entries:
-        raise ValueError(f"unknown learner {name!r}; available: {', '.join(entries)}")
-    factory = entries[name].factory
+    factory = _entry(name).factory
     params = dict(params or {})
     sig = inspect.signature(factory)
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
@@ -99,10 +103,7 @@ def parameters(name: str) -> list[tuple[str, str, str]]:
     registered as ``name``, in the constructor's order: what ``ihomer learners NAME`` shows, so
     that every switch (the ablations' ``partition="random"``, ``warm_start=False``, ...) can be
     found without reading the source."""
-    entries = available()
-    if name not in entries:
-        raise ValueError(f"unknown learner {name!r}; available: {', '.join(entries)}")
-    factory = entries[name].factory
+    factory = _entry(name).factory
     sig = inspect.signature(factory)
     docs = _parameter_docs(inspect.getdoc(factory) or "", set(sig.parameters))
     return [(key, "" if p.default is p.empty else repr(p.default), docs.get(key, ""))
