@@ -34,11 +34,12 @@ from typing import Any
 
 import numpy as np
 from run import select
-from tune_ihomer import REPLAY_SEED, ROOT, anchored, build, open_row, parse_config
+from tune_ihomer import ROOT, anchored, build, open_row, parse_config
 
 from ihomer.evaluate.metrics import MultiLabelMetrics
 from ihomer.learners import decoding
 from ihomer.learners.base import Predictions
+from ihomer.learners.registry import DEFAULT_SEED
 
 STAGES = ("threshold", "decoded", "final")
 
@@ -77,7 +78,7 @@ def run(name: str, params: dict[str, Any], stream: Any) -> dict[str, float]:
 
     decoding.SeenLabelsets.decode = capture  # type: ignore[method-assign]
     try:
-        model = build(name, name, params, params.get("seed", REPLAY_SEED)).bind(stream.schema)
+        model = build(name, name, params, params.get("seed", DEFAULT_SEED)).bind(stream.schema)
         final = model.test_then_train_many(stream.data)
     finally:
         decoding.SeenLabelsets.decode = original  # type: ignore[method-assign]

@@ -37,11 +37,11 @@ from typing import Any
 import numpy as np
 from paths import ROOT
 from run import select
-from tune_ihomer import REPLAY_SEED, open_row
+from tune_ihomer import open_row
 
 from ihomer.learners.hierarchy import IHOMER
 from ihomer.learners.mlhat import MLHAT
-from ihomer.learners.registry import make, parse_params
+from ihomer.learners.registry import DEFAULT_SEED, make, parse_params
 
 OUT = ROOT / "bench" / "results" / "restructure_dip.json"
 
@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                     help="iHOMER constructor argument, as ihomer replay --param (repeatable; "
                          "the MLHAT reference is built with tree={...}'s)")
-    ap.add_argument("--seed", type=int, default=REPLAY_SEED,
-                    help=f"seed of the learners (default: {REPLAY_SEED}, as ihomer replay)")
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                    help=f"seed of the learners (default: {DEFAULT_SEED}, as ihomer replay)")
     ap.add_argument("--out", default=str(OUT),
                     help="JSON written (default: bench/results/restructure_dip.json, the "
                          "committed results; an existing file needs --replace)")

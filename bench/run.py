@@ -43,6 +43,7 @@ import report  # bench/ is a folder of scripts, not a package
 from paths import ANCHORS, DATASETS, ROOT, read_csv
 
 from ihomer.evaluate.prequential import METRIC_KEYS
+from ihomer.learners.registry import DEFAULT_SEED
 
 OURS = ["majority", "mlhat", "ihomer", "ihomer:mode=flat"]  # ihomer's default mode is homer
 MOA_PEERS = ["moa-isoupt", "moa-mlht", "moa-br-ht"]
@@ -248,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                          "the budget plus 5 min)")
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (1 per core is fair)")
     ap.add_argument("--limit", type=int, default=None, help="instances per run (smoke tests)")
-    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                    help=f"seed of every learner (default {DEFAULT_SEED}, as ihomer replay)")
     ap.add_argument("--published", default="all",
                     help="published algorithms shown beside ours: 'all', '' or a comma list "
                          "(MLHAT,iSOUPT,MLHT,ARF,KNN,ABALR)")

@@ -43,8 +43,6 @@ from ihomer.stream.sources import open_stream
 
 LEARNERS = ("ihomer", "mlhat")
 MEANS = ("example_f1", "micro_f1", "subset_accuracy")
-#: ``ihomer replay``'s default seed: a configuration tuned here must reproduce there.
-REPLAY_SEED: int = DEFAULT_SEED
 SYNTAX = """configurations:
   LEARNER                        ihomer or mlhat with its defaults
   LEARNER:{DICT LITERAL}         e.g. 'ihomer:{"mode": "flat", "n_min": 50}' (tuning.json's keys)
@@ -111,9 +109,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="comma-separated shared dataset names or files of one's own "
                          "(default, or 'anchored': the shared datasets with a published MLHAT "
                          "row)")
-    ap.add_argument("--seed", type=int, default=REPLAY_SEED,
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED,
                     help="seed of every learner whose configuration sets none (default: "
-                         f"{REPLAY_SEED}, as ihomer replay and bench/run.py)")
+                         f"{DEFAULT_SEED}, as ihomer replay and bench/run.py)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "tuning.json"),
                     help="JSON written (default: bench/results/tuning.json, the committed grid)")
     ap.add_argument("--update", action="store_true",
