@@ -643,10 +643,9 @@ class IHOMER(MultiLabelLearner):
                 pred, rows = self._run(m.tree, mb, predict, learn, tmp), rows_all
                 if tmp:
                     member_dense[key] = tmp[0]
-            if learn:  # the segment's rows the tree learned, in the order it learned them
-                self._track_drift(m, learned_before,
-                                  np.flatnonzero(active_true[:, column[key]]) if homer
-                                  else rows_all)
+            if learn:
+                self._track_drift(m, learned_before, active_true[:, column[key]] if homer
+                                  else None)
             if pred is None:
                 continue
             member_preds[key] = (pred, rows)
@@ -899,17 +898,24 @@ class IHOMER(MultiLabelLearner):
                 m.pending.clear()
         self._drop_idle()
 
-    def _track_drift(self, m: _Member, learned_before: int, learned: np.ndarray) -> None:
+    def _track_drift(self, m: _Member, learned_before: int,
+                     learned: np.ndarray | None) -> None:
         """Record the alternates ``m``'s tree started or swapped in over a segment, each
-        stamped with the instance whose learning did it: ``learned`` are the segment's rows the
-        tree learned, in order, and it had learned ``learned_before`` instances before them.
-        Beyond the tree's log (16 a segment) the rest join the last event of their kind."""
+        stamped with the instance whose learning did it: ``learned`` flags the segment's rows
+        the tree learned (None: all of them), and it had learned ``learned_before`` instances
+        before them. Beyond the tree's log (16 a segment) the rest join the last event of their
+        kind."""
         alt = m.tree.alternates
         log = m.tree.take_alternate_log()
+        if not log and alt["created"] == m.drifts and alt["swapped"] == m.swaps:
+            return
+        rows = None if learned is None else np.flatnonzero(learned)
 
         def instance(n: int) -> int:
             k = n - learned_before - 1
-            return self._seen + int(learned[k]) if 0 <= k < len(learned) else self._seen
+            if k < 0 or (rows is not None and k >= len(rows)):
+                return self._seen
+            return self._seen + (k if rows is None else int(rows[k]))
 
         for what, kind, total, seen in (("started", "drift", alt["created"], m.drifts),
                                         ("swapped", "alternate_swap", alt["swapped"], m.swaps)):
