@@ -37,18 +37,19 @@ def _replay(args: argparse.Namespace) -> int:
     from ihomer.evaluate.prequential import METRIC_KEYS, prequential
     from ihomer.evaluate.report import format_table
     from ihomer.learners.registry import make, parse_params
+    from ihomer.stream.base import stream_length
     from ihomer.stream.sources import limit_stream, open_stream
 
     if args.out:
         _check_out_dir(Path(args.out))  # before the run, not after hours of it
     t0 = time.perf_counter()
     whole = open_stream(args.source, labels=args.labels)
-    whole_n = len(whole) if hasattr(whole, "__len__") else None
+    whole_n = stream_length(whole)
     stream = limit_stream(whole, args.limit)
     stream, featurizer = _featurize(stream, args)
     load_s = time.perf_counter() - t0
     learner = make(args.learner, parse_params(args.param), seed=args.seed)
-    total = len(stream) if hasattr(stream, "__len__") else None
+    total = stream_length(stream)
     desc = f"{args.learner} on {Path(stream.schema.source).name}"
     # the evaluator loads (the first run after an install: compiles) the kernels before its
     # clock starts; the bar says so, and its rate starts with the first instances
@@ -255,7 +256,7 @@ def _service_flags(args: argparse.Namespace, tables: Sequence[str]) -> dict[str,
     flags = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config")}
     for table in tables:
         if table in flags:
-            flags[table] = parse_params(flags[table])  # type: ignore[arg-type]
+            flags[table] = parse_params(flags[table])
     return flags
 
 

@@ -122,3 +122,31 @@ def test_an_unusable_value_is_named_by_record_and_a_missing_one_kept(tmp_path: P
     with pytest.raises(StreamError, match=rf"s.parquet, record 70, field '{name}': -inf is not"):
         for _ in back.batches(50):
             pass
+
+
+def test_stream_length_and_limits_of_a_stream_that_does_not_know_its_length() -> None:
+    """A consumer of an unbounded source has no ``len``: its length is unknown (None), a
+    limit over it is the limit, and the limited stream yields exactly that prefix."""
+    from ihomer.stream.base import stream_length
+    from ihomer.stream.sources import limit_stream
+
+    whole = random_stream(50)
+
+    class Unsized:
+        schema = whole.schema
+
+        def batches(self, batch_size: int = 1024):  # type: ignore[no-untyped-def]
+            return whole.batches(batch_size)
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            return iter(whole)
+
+    assert stream_length(whole) == 50
+    assert stream_length(Unsized()) is None
+    limited = limit_stream(Unsized(), 20)
+    assert stream_length(limited) == 20
+    rows = [b for b in limited.batches(7)]
+    assert [len(b) for b in rows] == [7, 7, 6]
+    assert np.array_equal(rows[2].label_ids, whole.data.slice(14, 20).label_ids)
+    assert stream_length(limit_stream(Unsized(), 500)) == 500  # not known to be shorter
+    assert stream_length(limit_stream(whole, 500)) == 50

@@ -315,8 +315,9 @@ class EventParser:
         fid = int(key) if len(key.lstrip("0")) <= len(str(self.max_feature_index)) else None
         if fid is None or fid > self.max_feature_index:
             shown = key if len(key) <= 30 else f"{key[:12]}...({len(key)} digits)"
-            return self._unknown(f"{where}: index {shown} is beyond the last feature "
-                                 f"({self.max_feature_index})", allow_add=False)
+            self._unknown(f"{where}: index {shown} is beyond the last feature "
+                          f"({self.max_feature_index})", allow_add=False)
+            return None
         return fid
 
     def _name(self, key: str, where: str) -> int | None:
@@ -325,10 +326,11 @@ class EventParser:
             return fid
         if self.unknown_features == "add":
             return self.feature_vocab.add(key)
-        return self._unknown(f"{where}: unknown feature {key!r}", allow_add=True)
+        self._unknown(f"{where}: unknown feature {key!r}", allow_add=True)
+        return None
 
     def _unknown(self, detail: str, allow_add: bool) -> None:
+        """Refuse the event for an unknown feature, or count the feature as ignored."""
         if self.unknown_features == "reject" or (self.unknown_features == "add" and not allow_add):
             raise Rejected("unknown_feature", detail)
         self.ignored_features += 1
-        return None

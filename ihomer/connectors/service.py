@@ -550,7 +550,7 @@ class Service:
             preds.append(p.predicted)
         if not rows:
             return
-        batch = _batch(rows, ids)  # type: ignore[arg-type]
+        batch = _batch(rows, ids)
         hist = self.metrics.learn_seconds if self.metrics else None
         self._timed(hist, self.learner.learn_many, batch)
         self._score(batch.label_indptr, batch.label_ids, Predictions.from_rows(preds))
@@ -639,8 +639,13 @@ class Service:
 
     def _backlog(self) -> int | None:
         """Records known to wait in the partitions held (None: not known for one of them)."""
-        lags = [self._lag(tp) for tp in self._consumer.assignment()]
-        return None if any(x is None for x in lags) else sum(lags)  # type: ignore[misc]
+        total = 0
+        for tp in self._consumer.assignment():
+            lag = self._lag(tp)
+            if lag is None:
+                return None
+            total += lag
+        return total
 
     def _watch(self, now: float, polled: bool) -> bool:
         """Say what an operator cannot otherwise see, and whether the service is idle.
@@ -664,7 +669,7 @@ class Service:
         self._no_assignment_since = None
         backlog = None if polled else self._backlog()
         if polled or backlog == 0:
-            if self._stall_logged:
+            if self._stall_logged and self._stalled_since is not None:
                 self.log("progress_resumed", seconds=round(now - self._stalled_since, 1))
             self._stalled_since, self._stall_logged = None, False
             return not polled

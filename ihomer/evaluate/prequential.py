@@ -39,7 +39,7 @@ from ihomer import __version__
 from ihomer.evaluate.metrics import MultiLabelMetrics, RollingMultiLabelMetrics
 from ihomer.learners.adapters import as_learner
 from ihomer.learners.base import MultiLabelLearner, Predictions
-from ihomer.stream.base import Batch, Stream
+from ihomer.stream.base import Batch, Stream, stream_length
 
 METRIC_KEYS = (
     "subset_accuracy", "hamming_loss",
@@ -138,7 +138,7 @@ def prequential(
     schema = stream.schema
     model.bind(schema)
     if total is None:
-        total = len(stream) if hasattr(stream, "__len__") else None  # type: ignore[arg-type]
+        total = stream_length(stream)
     every = max(1, (total or 100_000) // max(1, curve_points))
     cumulative = MultiLabelMetrics()
     rolling = RollingMultiLabelMetrics(window)

@@ -27,7 +27,7 @@ GROW_CROSS = 3
 
 
 @njit
-def _home(key: int, mask: int) -> int:
+def _home(key: int | np.int64, mask: int) -> np.int64:
     x = np.uint64(key)
     x = (x ^ (x >> np.uint64(33))) * np.uint64(0xFF51AFD7ED558CCD)
     x = x ^ (x >> np.uint64(33))
@@ -35,7 +35,7 @@ def _home(key: int, mask: int) -> int:
 
 
 @njit
-def _find(keys: np.ndarray, key: int) -> int:
+def _find(keys: np.ndarray, key: int | np.int64) -> np.int64:
     """Slot holding ``key``, or the free slot where it would go."""
     mask = len(keys) - 1
     h = _home(key, mask)
@@ -47,7 +47,8 @@ def _find(keys: np.ndarray, key: int) -> int:
 
 
 @njit
-def hm_add(keys: np.ndarray, vals: np.ndarray, fill: np.ndarray, key: int, inc: int) -> None:
+def hm_add(keys: np.ndarray, vals: np.ndarray, fill: np.ndarray, key: int | np.int64,
+           inc: int) -> None:
     h = _find(keys, key)
     if keys[h] == EMPTY:
         keys[h] = key

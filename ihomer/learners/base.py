@@ -490,8 +490,9 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
         return self._answered(batch, True, self._test_then_train_batch)
 
     # ------------------------------------------------------------------ river face
-    def _x(self, batch: Batch, i: int) -> dict[FeatureKey, float]:
-        """Row ``i`` of ``batch`` as river's ``{feature name: value}`` dict of non-zeros."""
+    def _x(self, batch: Batch, i: int) -> dict[Any, float]:
+        """Row ``i`` of ``batch`` as river's ``{feature name: value}`` dict of non-zeros (keys
+        typed as river's ``Hashable`` ones, which a ``dict[FeatureKey, ...]`` is not)."""
         a, b = batch.indptr[i], batch.indptr[i + 1]
         names = self.feature_vocab.names
         return {names[j]: v for j, v in zip(batch.indices[a:b].tolist(),
@@ -548,7 +549,11 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
         self._ensure(len(self.feature_vocab), len(self.label_vocab))
         self._learn_rows(row)
 
-    def predict_proba_one(self, x: Features) -> dict[Label, dict[bool, float]]:
+    # river annotates these as dict[Hashable, ...]; the narrower key type is what callers get
+    # (dicts are invariant, hence the ignores)
+    def predict_proba_one(  # type: ignore[override]
+        self, x: Features
+    ) -> dict[Label, dict[bool, float]]:
         """``{label: {False: 1 - p, True: p}}`` for every known label (river's convention):
         the model's probabilities, which :meth:`predict_one` decodes its answer from (see
         :meth:`predict_proba_many`)."""
@@ -560,7 +565,7 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
             for name, p in zip(self.label_vocab.names, scores, strict=False)
         }
 
-    def predict_one(self, x: Features) -> dict[Label, bool]:
+    def predict_one(self, x: Features) -> dict[Label, bool]:  # type: ignore[override]
         """``{label: bool}`` for every known label."""
         if self._n_labels == 0:
             return {}

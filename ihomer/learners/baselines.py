@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from river import base as river_base
+from river import compose
 
 from ihomer.learners.base import MultiLabelLearner, Predictions
 from ihomer.stream.base import INDEX_DTYPE, PTR_DTYPE, Batch
@@ -116,6 +117,10 @@ class MajorityLabelset(MultiLabelLearner):
         return learner
 
 
+#: A river binary classifier, alone or at the end of a pipeline (a scaler first, say).
+RiverClassifier = river_base.Classifier | compose.Pipeline
+
+
 class BinaryRelevance(MultiLabelLearner):
     """One river binary classifier per label, cloned from ``model``.
 
@@ -126,10 +131,10 @@ class BinaryRelevance(MultiLabelLearner):
         ``{feature name: value}`` dict holding the non-zero features (river's sparse convention).
     """
 
-    def __init__(self, model: river_base.Classifier) -> None:
+    def __init__(self, model: RiverClassifier) -> None:
         super().__init__()
         self.model = model
-        self._models: list[river_base.Classifier] = []
+        self._models: list[RiverClassifier] = []
 
     def _grow_labels(self, n_labels: int) -> None:
         while len(self._models) < n_labels:
@@ -172,7 +177,7 @@ class RiverClassifierChain(MultiLabelLearner):
     (the label still counts in the metrics, as a label never predicted).
     """
 
-    def __init__(self, model: river_base.Classifier) -> None:
+    def __init__(self, model: RiverClassifier) -> None:
         super().__init__()
         self.model = model
         self._chain: Any = None
@@ -182,7 +187,9 @@ class RiverClassifierChain(MultiLabelLearner):
         from river import multioutput
 
         self._names = list(self.label_vocab.names)
-        self._chain = multioutput.ClassifierChain(copy.deepcopy(self.model), order=self._names)
+        # river annotates a Classifier, and takes a pipeline ending in one as well
+        self._chain = multioutput.ClassifierChain(copy.deepcopy(self.model),  # type: ignore[arg-type]
+                                                  order=self._names)
 
     def _learn_batch(self, batch: Batch) -> None:
         if self._chain is None:
@@ -210,7 +217,7 @@ class RiverClassifierChain(MultiLabelLearner):
 RIVER_KINDS = ("ht", "hat", "arf", "lr", "nb")
 
 
-def river_classifier(kind: str, seed: int | None = None) -> river_base.Classifier:
+def river_classifier(kind: str, seed: int | None = None) -> RiverClassifier:
     """A fresh river binary classifier by short name (the per-label model of BR and CC).
 
     ``ht`` Hoeffding tree, ``hat`` Hoeffding adaptive tree, ``arf`` adaptive random forest,

@@ -456,9 +456,9 @@ class SeenLabelsets:
         set_cnt = np.asarray(self._count, np.float64)
         lab_cnt = self._label_count.copy()
         learned = row_set >= 0
-        if learned.any():
+        if learned.any() and truth is not None:  # rows are learned only with their truth
             set_cnt -= np.bincount(row_set[learned], minlength=len(set_cnt))
-            np.subtract.at(lab_cnt, self._labels_of(*truth, learned), 1.0)  # type: ignore[misc]
+            np.subtract.at(lab_cnt, self._labels_of(truth[0], truth[1], learned), 1.0)
         return set_cnt, lab_cnt, float(self._n_learned - learned.sum()), row_set
 
     def _replace(self, sets: list[tuple[int, ...]], counts: list[int]) -> None:

@@ -630,6 +630,7 @@ class IHOMER(MultiLabelLearner):
             lind, lids = restrict_labels(seg.label_indptr, seg.label_ids, m.local_of)
             mb = Batch(seg.indptr, seg.indices, seg.values, lind, lids)
             learned_before = m.tree.n_learned
+            pred: Predictions | None  # None: the tree answered no row
             if homer and scored:
                 j = column[key]
                 pred, rows, member_dense[key] = self._run_scored(

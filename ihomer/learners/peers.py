@@ -97,6 +97,7 @@ class MOALearner(MultiLabelLearner):
         super().__init__()
         self.moa_class = moa_class
         self.options = options
+        # None is MOA's own vote rule (see _decide); the base class' threshold rule is not used
         self.threshold = threshold  # type: ignore[assignment]
         self.seed = seed
         self.name = name
@@ -273,7 +274,7 @@ class RiverISOUPT(RiverAdapter):
         from river import tree
 
         super().__init__(_isoupt_class(tree)(**tree_params))
-        self.threshold = threshold  # type: ignore[assignment]
+        self.threshold = threshold
         self.tree_params = tree_params
 
     def _y(self, batch: Batch, i: int) -> dict[Any, float]:  # type: ignore[override]

@@ -521,13 +521,13 @@ def _convert(rows: _Rows, attributes: list[_Attribute], source: str) -> np.ndarr
         try:
             values[numeric] = rows.token[numeric].astype(np.float64)
         except ValueError:
-            for k in np.flatnonzero(numeric):
+            for j in np.flatnonzero(numeric).tolist():
                 try:
-                    float(rows.token[k])
+                    float(rows.token[j])
                 except ValueError:
                     raise StreamError(
-                        source, int(rows.line[rows.row[k]]), attributes[rows.attr[k]].name,
-                        f"{rows.token[k]!r} is not a number",
+                        source, int(rows.line[rows.row[j]]), attributes[rows.attr[j]].name,
+                        f"{rows.token[j]!r} is not a number",
                     ) from None
             raise  # float() accepted every token after all: a NumPy quirk worth seeing
         # NumPy also reads 'inf', 'nan' and 1e400 (as inf): no learner can use those

@@ -18,8 +18,7 @@ A :class:`Schema` names the columns: feature names, label names, the domain of n
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -57,6 +56,16 @@ class StreamError(ValueError):
         super().__init__(f"{where}: {reason}")
 
 
+def first_repeat(names: Sequence[str]) -> str | None:
+    """The first name that occurs again in ``names`` (None when all differ)."""
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            return n
+        seen.add(n)
+    return None
+
+
 @dataclass(frozen=True)
 class Schema:
     """Names and kinds of a stream's columns.
@@ -92,8 +101,8 @@ class Schema:
         # a name is a column's identity: twice in one list, two columns would share it and a
         # model bound to the schema could not tell them apart
         for names, what in ((self.feature_names, "feature"), (self.label_names, "label")):
-            if len(set(names)) != len(names):
-                twice = next(n for n, k in Counter(names).items() if k > 1)
+            twice = first_repeat(names)
+            if twice is not None:
                 raise ValueError(f"schema: {what} name {twice!r} occurs more than once")
 
     @property
@@ -399,6 +408,12 @@ class Stream(Protocol):
     def batches(self, batch_size: int = 1024) -> Iterator[Batch]: ...
 
     def __iter__(self) -> Iterator[Instance]: ...
+
+
+def stream_length(stream: Stream) -> int | None:
+    """The number of instances of ``stream`` where it knows it (a file read whole does; a
+    consumer of an unbounded source does not)."""
+    return len(stream) if isinstance(stream, Sized) else None
 
 
 class InMemoryStream:

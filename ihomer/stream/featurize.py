@@ -56,7 +56,16 @@ from typing import Any
 import numba
 import numpy as np
 
-from ihomer.stream.base import INDEX_DTYPE, PTR_DTYPE, VALUE_DTYPE, Batch, Instance, Schema, Stream
+from ihomer.stream.base import (
+    INDEX_DTYPE,
+    PTR_DTYPE,
+    VALUE_DTYPE,
+    Batch,
+    Instance,
+    Schema,
+    Stream,
+    stream_length,
+)
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -210,7 +219,7 @@ def murmur3_32(data: bytes, seed: int = 0) -> int:
 
 
 @numba.njit(cache=True, inline="always")
-def _is_word_byte(c: np.uint8) -> bool:
+def _is_word_byte(c: np.uint8) -> bool | np.bool_:
     # ASCII letters, digits and '_', plus every byte of a multi-byte UTF-8 character, so
     # non-ASCII words stay whole (the texts are lower-cased by Python before they get here).
     return (c >= 48 and c <= 57) or (c >= 65 and c <= 90) or (c >= 97 and c <= 122) \
@@ -456,7 +465,10 @@ class EmbeddingFeaturizer(Featurizer):
                                           local_files_only=True)
         dim_of = getattr(self._model, "get_embedding_dimension", None) \
             or self._model.get_sentence_embedding_dimension
-        self.dim = int(dim_of())
+        dim = dim_of()
+        if dim is None:
+            raise ValueError(f"{self.path}: the embedding model does not say its dimension")
+        self.dim = int(dim)
         self.feature_names = tuple(f"emb:{i}" for i in range(self.dim))
 
     def transform(self, texts: Sequence[str]) -> Features:
@@ -635,5 +647,5 @@ def featurize_stream(stream: Stream, spec: str | None = None,
         raise ValueError(f"{schema.source}: --featurizer needs a text stream, this one has no "
                          f"text")
     featurizer = make_featurizer(spec, params, device=device)
-    cls = _SizedFeaturizedStream if hasattr(stream, "__len__") else FeaturizedStream
+    cls = FeaturizedStream if stream_length(stream) is None else _SizedFeaturizedStream
     return cls(stream, featurizer, queue_depth=queue_depth), featurizer

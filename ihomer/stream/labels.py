@@ -25,7 +25,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 __all__ = [
     "LabelSpec",
@@ -79,7 +79,7 @@ def parse_label_spec(spec: str) -> LabelSpec:
         if not arg.strip():
             what = "a file name" if kind == "xml" else "a field name"
             raise ValueError(f"label spec {spec!r}: '{kind}:' needs {what}; {valid}")
-        return LabelSpec(kind, arg.strip() if kind == "json" else arg)
+        return LabelSpec(cast(SpecKind, kind), arg.strip() if kind == "json" else arg)
     if kind in ("first", "last"):
         try:
             n = int(arg)
@@ -89,7 +89,7 @@ def parse_label_spec(spec: str) -> LabelSpec:
             ) from None
         if n <= 0:
             raise ValueError(f"label spec {spec!r}: the label count must be positive; {valid}")
-        return LabelSpec(kind, n)
+        return LabelSpec(cast(SpecKind, kind), n)
     raise ValueError(f"unknown label spec {spec!r}; {valid}")
 
 

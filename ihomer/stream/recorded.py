@@ -43,6 +43,7 @@ from ihomer.stream.base import (
     Schema,
     Stream,
     StreamError,
+    first_repeat,
 )
 
 FORMAT_VERSION = 1
@@ -304,8 +305,8 @@ def batch_from_arrow(data: pa.Table | pa.RecordBatch, features: Sequence[str] | 
         missing = [c for c in cols if c not in names]
         if missing:
             raise ValueError(f"no column {missing[0]!r} in the table (it has {names})")
-        if len(set(cols)) != len(cols):  # twice a feature, or a label read as a feature too
-            twice = next(c for c in cols if cols.count(c) > 1)
+        twice = first_repeat(cols)  # twice a feature, or a label read as a feature too
+        if twice is not None:
             raise ValueError(f"column {twice!r} is named more than once in features and labels")
 
         def matrix(cols: Sequence[str], what: str) -> np.ndarray:

@@ -8,10 +8,11 @@ shipped inside the package, so ``ihomer replay`` works out of the box.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
-from ihomer.stream.base import InMemoryStream, Stream
+from ihomer.stream.base import Batch, InMemoryStream, Instance, Stream, stream_length
 from ihomer.stream.recorded import IPC_SUFFIXES, PARQUET_SUFFIXES, RecordedStream
 
 DEFAULT_DATASET = "emotions.arff.gz"
@@ -80,9 +81,10 @@ class _Limited:
         self.limit = limit
 
     def __len__(self) -> int:
-        return min(self.limit, len(self.inner)) if hasattr(self.inner, "__len__") else self.limit
+        n = stream_length(self.inner)
+        return self.limit if n is None else min(self.limit, n)
 
-    def batches(self, batch_size: int = 1024):  # type: ignore[no-untyped-def]
+    def batches(self, batch_size: int = 1024) -> Iterator[Batch]:
         left = self.limit
         for b in self.inner.batches(batch_size):
             if left <= 0:
@@ -92,6 +94,6 @@ class _Limited:
             left -= len(b)
             yield b
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Instance]:
         for b in self.batches(65536):
             yield from b
