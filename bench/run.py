@@ -43,7 +43,7 @@ import report  # bench/ is a folder of scripts, not a package
 from paths import ANCHORS, DATASETS, ROOT, read_csv
 
 from ihomer.evaluate.prequential import METRIC_KEYS
-from ihomer.learners.registry import DEFAULT_SEED
+from ihomer.learners.registry import DEFAULT_SEED, parse_params
 
 OURS = ["majority", "mlhat", "ihomer", "ihomer:mode=flat"]  # ihomer's default mode is homer
 MOA_PEERS = ["moa-isoupt", "moa-mlht", "moa-br-ht"]
@@ -119,9 +119,45 @@ def select(names: str | None, profile: str | None) -> list[dict[str, str]]:
 
 
 def split_spec(spec: str) -> tuple[str, list[str]]:
-    """``"ihomer:mode=homer:seed_param=3"`` -> ``("ihomer", ["mode=homer", "seed_param=3"])``."""
-    name, *params = spec.split(":")
+    """``"ihomer:mode=homer:n_min=50"`` -> ``("ihomer", ["mode=homer", "n_min=50"])``.
+
+    A ``:`` starts a parameter only where ``KEY=`` follows it, so a value may hold colons of
+    its own: ``"ihomer:tree={'grace_period': 50}:mode=flat"`` has two parameters."""
+    name, *params = re.split(r":(?=[A-Za-z_]\w*=)", spec)
+    if ":" in name:  # the first parameter did not read KEY=VALUE
+        name, _, rest = name.partition(":")
+        raise ValueError(f"{spec!r}: parameter {rest!r} is not KEY=VALUE")
     return name, params
+
+
+def split_learners(text: str) -> list[str]:
+    """``--learners``: commas separate learners only outside brackets and quotes, so a
+    dict value such as ``ihomer:tree={'grace_period': 50, 'tau': 0.1}`` stays one learner.
+    Each learner is checked (:func:`split_spec`, :func:`parse_params`) before any run, so a
+    typo is a one-line exit rather than a failed row per dataset."""
+    specs, depth, quote, part = [], 0, "", []
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            specs.append("".join(part))
+            part = []
+            continue
+        part.append(ch)
+    specs.append("".join(part))
+    specs = [sp for sp in specs if sp]
+    for sp in specs:
+        try:
+            parse_params(split_spec(sp)[1])
+        except ValueError as e:
+            raise SystemExit(f"--learners: {e}") from None
+    return specs
 
 
 def run_one(spec: str, ds: dict[str, str], runs: Path, timeout: float, params: list[str],
@@ -235,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", choices=sorted(PROFILES), default=None,
                     help="datasets, learners and time limit preset (overridable)")
     ap.add_argument("--learners", default=None,
-                    help="comma-separated NAME[:KEY=VALUE...] "
+                    help="comma-separated NAME[:KEY=VALUE...] (a value may be a dict literal) "
                          "(default: the profile's, or river-br-nb)")
     ap.add_argument("--datasets", default=None,
                     help="comma-separated names, 'all', 'arff' or 'anchored' (default: the "
@@ -275,13 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     preset = PROFILES.get(args.profile or "", {})
     out = Path(args.out or ROOT / "bench" / "results" / (args.profile or "latest"))
     runs = Path(args.runs or ROOT / "bench" / "results" / "tmp" / out.name)
+    learners = (split_learners(args.learners) if args.learners is not None
+                else preset.get("learners", ["river-br-nb"]))
+    datasets = select(args.datasets, args.profile)
     out.mkdir(parents=True, exist_ok=True)
     runs.mkdir(parents=True, exist_ok=True)
     budget = args.budget if args.budget is not None else preset.get("budget")
     timeout = args.timeout or preset.get("timeout") or (2 * budget + 300 if budget else 3 * 3600.0)
-    learners = ([lrn for lrn in args.learners.split(",") if lrn] if args.learners is not None
-                else preset.get("learners", ["river-br-nb"]))
-    datasets = select(args.datasets, args.profile)
     pairs = [(lrn, ds) for ds in datasets for lrn in learners]
     print(f"{len(pairs)} runs, {args.jobs} at a time, report in {out}", flush=True)
 

@@ -46,7 +46,8 @@ MEANS = ("example_f1", "micro_f1", "subset_accuracy")
 SYNTAX = """configurations:
   LEARNER                        ihomer or mlhat with its defaults
   LEARNER:{DICT LITERAL}         e.g. 'ihomer:{"mode": "flat", "n_min": 50}' (tuning.json's keys)
-  LEARNER:KEY=VALUE[:KEY=VALUE]  as bench/run.py, e.g. ihomer:mode=flat:n_min=50
+  LEARNER:KEY=VALUE[:KEY=VALUE]  as bench/run.py, e.g. ihomer:mode=flat:n_min=50 or
+                                 'ihomer:tree={"grace_period": 50}:mode=flat'
   (values are Python literals, else strings; a configuration's own seed overrides --seed)"""
 
 

@@ -62,6 +62,7 @@ def test_tune_help_shows_both_config_syntaxes() -> None:
     ('ihomer:{"mode": "bogus"}', ["mode", "bogus"]),
     ('ihomer:{"n_min": 5', ["n_min"]),
     ("nosuch", ["nosuch", "ihomer"]),
+    ("ihomer:oops", ["oops", "KEY=VALUE"]),
 ])
 def test_tune_bad_config_is_one_line_error(tmp_path: Path, config: str,
                                            names: list[str]) -> None:
@@ -110,6 +111,37 @@ def test_tune_syntaxes_agree_and_reproduce_with_replay(tmp_path: Path) -> None:
     summary = json.loads((run / "summary.json").read_text())
     for key, value in configs[spec]["datasets"]["emotions"].items():
         assert value == pytest.approx(summary[key], abs=1e-12), key
+
+
+def test_tune_spec_form_carries_dict_values(tmp_path: Path) -> None:
+    """bench/run.py's form splits at ``:KEY=`` only, so ``tree={...}`` with its own colons
+    is one parameter and means what the dict literal form means."""
+    out = tmp_path / "t.json"
+    literal = 'ihomer:{"tree": {"grace_period": 50, "tau": 0.1}, "mode": "flat"}'
+    spec = 'ihomer:tree={"grace_period": 50, "tau": 0.1}:mode=flat'
+    proc = bench("tune_ihomer.py", "--out", out, "--datasets", "flags", literal, spec)
+    assert proc.returncode == 0, proc.stderr
+    configs = json.loads(out.read_text())["configs"]
+    assert configs[literal]["params"] == configs[spec]["params"] == {
+        "tree": {"grace_period": 50, "tau": 0.1}, "mode": "flat"}
+    assert configs[literal]["datasets"] == configs[spec]["datasets"]
+
+
+def test_run_learners_split_outside_brackets_and_checked_first(tmp_path: Path) -> None:
+    """``--learners``: a comma inside a dict value does not split a learner, and a learner
+    that does not parse stops the run in one line before anything runs."""
+    proc = bench("run.py", "--learners", "mlhat:tree_oops,noop", "--datasets", "flags",
+                 "--out", tmp_path / "r", "--runs", tmp_path / "runs")
+    assert_one_line_error(proc, "tree_oops", "KEY=VALUE")
+    assert not (tmp_path / "r").exists()
+    proc = bench("run.py", "--learners", "noop,mlhat:grace_period=50:tau=0.1,"
+                 "ihomer:tree={'grace_period': 50, 'tau': 0.1}", "--datasets", "flags",
+                 "--out", tmp_path / "r", "--runs", tmp_path / "runs", "--jobs", "1")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "r" / "results.json").read_text())["rows"]
+    assert sorted(r["learner"] for r in rows) == sorted([
+        "noop", "mlhat:grace_period=50:tau=0.1", "ihomer:tree={'grace_period': 50, 'tau': 0.1}"])
+    assert all(r["status"] == "ok" for r in rows), rows
 
 
 def test_tune_config_seed_overrides_seed_option(tmp_path: Path) -> None:
