@@ -609,6 +609,18 @@ def loaded_as_older(old: MLHAT, data: Batch, strip: Callable[[dict], None]) -> M
     return twin
 
 
+def test_a_state_from_before_the_label_counts_answers_every_label_it_knew() -> None:
+    """A checkpoint without ``lb_n`` counts every label it knew as learned (so none of them
+    is silenced) and the never-present column as never learned."""
+    data = sparse_stream(2000, 60, 4, seed=13)
+
+    def strip(state: dict) -> None:
+        del state["tree"]["lb_n"]
+    twin = loaded_as_older(MLHAT(grace_period=50, seed=3), data, strip)
+    n = twin._state.lb_n[0, 0]
+    assert (n[:4] >= 1).all() and n[4] == 0  # column 4: the never-present one
+
+
 def test_a_state_from_before_model_fading_continues_with_plain_sums() -> None:
     def strip(state: dict) -> None:
         # as written before the parameter existed: no model_fading, one parameter slot fewer
@@ -743,12 +755,14 @@ def _models_before(m: MLHAT, row: Batch) -> np.ndarray:
 @pytest.mark.parametrize("mixing", [0.0, 1.0, 5.0])
 def test_leaf_mixing_weights_each_label_by_the_models_faded_squared_errors(mixing) -> None:
     """One leaf (no split): the per-label errors and the mixed probabilities, recomputed by
-    hand from the four models' probabilities before each instance."""
+    hand from the four models' probabilities before each instance (0 for a label no
+    instance learned so far carried)."""
     data = dense_stream(400, n_labels=3, seed=12)
     m = MLHAT(grace_period=10**9, leaf_mixing=mixing, model_fading=0.95, no_change=False,
               decode="threshold")
     m.bind(Schema(tuple(f"f{i}" for i in range(6)), ("a", "b", "c")))
     err = np.zeros((4, 3))
+    present = np.zeros(3, bool)
     for i in range(len(data)):
         row = data.slice(i, i + 1)
         models = _models_before(m, row)
@@ -757,9 +771,11 @@ def test_leaf_mixing_weights_each_label_by_the_models_faded_squared_errors(mixin
         s = m._state
         fresh = err.max(axis=0) == 0.0  # never rated: the leaf's best model answers
         want[fresh] = models[K.leaf_choice(s, s.nd_i[s.ctr[C_ROOT], ND_LEAF])][fresh]
+        want[~present] = 0.0
         np.testing.assert_allclose(m.predict_proba_many(row)[0], want, rtol=1e-12)
         m.learn_many(row)
         y = np.isin(np.arange(3), row.label_ids)
+        present |= y
         err = 0.95 * err + (models - y) ** 2
     s = m._state
     lf = s.nd_i[s.ctr[C_ROOT], ND_LEAF]
@@ -795,3 +811,38 @@ def test_a_checkpoint_from_before_leaf_mixing_answers_as_it_did() -> None:
             == m.test_then_train_many(rest).label_ids.tolist())
     with pytest.raises(ValueError, match="leaf_mixing"):
         MLHAT(leaf_mixing=-1.0)
+
+
+@pytest.mark.parametrize("decode", ["threshold", "seen", "f1"])
+def test_a_label_never_learned_present_answers_zero_from_the_next_row_on(decode) -> None:
+    """Labels declared up front (bind) but not carried by any learned instance yet score 0 and
+    are never answered; a label first carried by row r of a batch is answered from row r + 1
+    on, exactly as with one row per batch."""
+    base = dense_stream(300, n_labels=8, seed=21)
+    rng = np.random.default_rng(21)
+    x = [dict(zip(base.indices[base.indptr[i]:base.indptr[i + 1]].tolist(),
+                  base.values[base.indptr[i]:base.indptr[i + 1]].tolist(), strict=True))
+         for i in range(300)]
+    # label j occurs from row 30 j on (label 7 never), often at a batch's inner rows
+    y = [[j for j in base.label_ids[base.label_indptr[i]:base.label_indptr[i + 1]].tolist()
+          if i >= 30 * j and j < 7 and rng.random() < 0.7] for i in range(300)]
+    data = make_batch(x, y)
+    schema = Schema(tuple(f"f{i}" for i in range(6)), tuple("abcdefgh"))
+    answers, probs = [], []
+    for size in (1, 7, 300):
+        m = MLHAT(decode=decode, grace_period=50, seed=3).bind(schema)
+        got, dense = [], []
+        for a in range(0, 300, size):
+            sub = data.slice(a, min(a + size, 300))
+            pred, p = m.test_then_train_scored(sub)
+            got += [pred.row(i).tolist() for i in range(len(sub))]
+            dense.append(p)
+        answers.append(got)
+        probs.append(np.concatenate(dense))
+    assert answers[0] == answers[1] == answers[2]
+    np.testing.assert_array_equal(probs[0], probs[2])
+    seen = np.zeros(8, bool)
+    for i in range(300):
+        assert not (probs[0][i, ~seen] > 0).any()
+        assert seen[answers[0][i]].all()
+        seen[data.label_ids[data.label_indptr[i]:data.label_indptr[i + 1]]] = True

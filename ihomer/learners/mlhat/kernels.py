@@ -515,6 +515,21 @@ def leaf_scores_all(s, prm, lf, indices, values, a, b, L, out3) -> None:
 
 
 @njit
+def _never_present_out(s, L, out) -> None:
+    """Probability 0 for every label no learned instance carried yet.
+
+    Before its first occurrence nothing tells a label from the others but its absences: naive
+    Bayes answers its smoothed prior and the logistic regressions, pushed down only, can still
+    overshoot above 0.5 on an unusual row, so a mixture or the expected-F1 decoder would answer
+    labels the stream never produced. The count ``lb_n`` is the tree's, not a leaf's: a leaf
+    born after the label occurred elsewhere still answers it from its models.
+    """
+    for lab in range(L):
+        if s.lb_n[0, 0, lab] <= 0.0:
+            out[lab] = 0.0
+
+
+@njit
 def leaf_answer(s, prm, lf, sc3, L, out) -> None:
     """The leaf's label probabilities into ``out[:L]``, from its models' (``sc3[:N_MODELS]``,
     as :func:`leaf_scores_all` gives them).
@@ -527,12 +542,16 @@ def leaf_answer(s, prm, lf, sc3, L, out) -> None:
     and for a label no model was rated on yet (all errors 0: a fresh leaf knows nothing, and
     an average of its models' uninformed 0.5s would answer a label), every label's is the
     leaf's best model's (:func:`leaf_choice`).
+
+    A label the tree has never learned as present (``lb_n`` 0) answers 0, whatever the models
+    say (:func:`_never_present_out`).
     """
     eta = prm[P_MIX]
     best = leaf_choice(s, lf)
     if eta < 0.0 or s.lf_i[lf, LI_ACTIVE] != 1:
         for lab in range(L):
             out[lab] = sc3[best, lab]
+        _never_present_out(s, L, out)
         return
     for lab in range(L):
         lo = s.lf_lv[lf, LV_ERR, lab]
@@ -550,6 +569,7 @@ def leaf_answer(s, prm, lf, sc3, L, out) -> None:
             tot += w
             acc += w * sc3[m, lab]
         out[lab] = acc / tot
+    _never_present_out(s, L, out)
 
 
 @njit
@@ -569,6 +589,7 @@ def leaf_scores(s, prm, lf, indices, values, a, b, L, sc3, out) -> None:
         _lr_scores(s, lf, 0, indices, values, a, b, L, out)
     else:
         _lr_scores(s, lf, 1, indices, values, a, b, L, out)
+    _never_present_out(s, L, out)
 
 
 @njit
@@ -1362,6 +1383,8 @@ def test_then_train(s, prm, indptr, indices, values, label_ptr, label_ids, start
         s.ctr[C_SEEN] += 1
         if c == d:
             s.ctr[C_EMPTY] += 1
+        for j in range(c, d):  # answered from the next row on (even at Poisson weight 0)
+            s.lb_n[0, 0, label_ids[j]] += 1.0
         if k == 0:
             continue
         _update_features(s, indices, values, a, b)

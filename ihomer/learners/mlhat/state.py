@@ -28,6 +28,9 @@ touching Python objects:
 * **global per-feature** arrays: whether every value seen so far was 0 or 1 (``g_bin``, such a
   feature is split and modelled with exact counts) and the largest absolute value (``g_scale``,
   used to scale inputs of the logistic models without breaking sparsity).
+* **labels** (``lb_n``, shape ``(1, 1, labels)``): how many learned instances carried each
+  label, over the whole tree's life (leaves come and go with splits and swaps); a label at 0
+  was never learned as present and every leaf answers it with probability 0.
 * ``ctr``: integer counters (free-list heads, usage, event counts) and ``rng``: the xorshift
   state of the Poisson sampler.
 
@@ -129,7 +132,7 @@ TreeState = namedtuple(
     [
         "nd_i", "nd_f", "nd_adwin",
         "lf_i", "lf_f", "lf_err", "lf_lv", "lf_lsbits", "lf_lscnt",
-        "rw_i", "rw_f", "rw_lv",
+        "rw_i", "rw_f", "rw_lv", "lb_n",
         "ht_key", "ht_val", "g_bin", "g_scale", "ctr", "rng",
     ],
 )
@@ -137,7 +140,7 @@ TreeState = namedtuple(
 NODE_FIELDS = ("nd_i", "nd_f", "nd_adwin")
 LEAF_FIELDS = ("lf_i", "lf_f", "lf_err", "lf_lv", "lf_lsbits", "lf_lscnt")
 ROW_FIELDS = ("rw_i", "rw_f", "rw_lv")
-LABEL_FIELDS = ("lf_lv", "rw_lv")  # label axis 2
+LABEL_FIELDS = ("lf_lv", "rw_lv", "lb_n")  # label axis 2
 
 
 def words_for(label_cap: int) -> int:
@@ -189,7 +192,7 @@ def empty_state(node_cap: int, row_cap: int, label_cap: int, feature_cap: int,
         lf_lsbits=np.zeros((0, LABELSET_SLOTS, words_for(label_cap)), np.uint64),
         lf_lscnt=np.zeros((0, LABELSET_SLOTS)),
         rw_i=np.zeros((0, 3), np.int32), rw_f=np.zeros((0, 5)),
-        rw_lv=np.zeros((0, 4, label_cap)),
+        rw_lv=np.zeros((0, 4, label_cap)), lb_n=np.zeros((1, 1, label_cap)),
         ht_key=np.full(16, -1, np.int64), ht_val=np.zeros(16, np.int32),
         g_bin=np.ones(feature_cap, np.uint8), g_scale=np.zeros(feature_cap),
         ctr=ctr, rng=np.array([_seed_word(seed)], dtype=np.uint64),

@@ -413,7 +413,7 @@ class MLHAT(MultiLabelLearner):
     def _fixed_bytes(self, label_cap: int) -> int:
         """Bytes of everything but the row pool and its hash, at ``label_cap`` labels."""
         s = self._state
-        per_label = s.lf_lv[:, :, :1].nbytes
+        per_label = s.lf_lv[:, :, :1].nbytes + s.lb_n[:, :, :1].nbytes
         fixed = sum(getattr(s, f).nbytes for f in s._fields
                     if f not in ROW_FIELDS and f not in ("ht_key", "ht_val"))
         return (fixed + per_label * (label_cap - s.lf_lv.shape[2]) + self._prm.nbytes
@@ -576,8 +576,8 @@ class MLHAT(MultiLabelLearner):
         return self._answers(out_ptr, out_ids, out_sc)
 
     def _answers(self, ptr: np.ndarray, ids: np.ndarray, sc: np.ndarray) -> Predictions:
-        """The kernel's answers (CSR), without the never-present column: its scores stay
-        near 0, but the threshold and the ``nonempty`` rule see it as one more label."""
+        """The kernel's answers (CSR), without the never-present column (its score is 0, as
+        every label's that no learned instance carried, so the kernel never answers it)."""
         m = int(ptr[-1])
         ids, sc = ids[:m], sc[:m]
         keep = ids < self._n_labels
@@ -784,7 +784,12 @@ class MLHAT(MultiLabelLearner):
         learner._load_vocabularies(state)
         prm = np.array(state["prm"], dtype=np.float64)
         learner._prm[: len(prm)] = prm
-        tree = {f: np.array(state["tree"][f]) for f in TreeState._fields}
+        tree = {f: np.array(state["tree"][f]) for f in TreeState._fields if f in state["tree"]}
+        if "lb_n" not in tree:  # from before the label counts: every label counts as learned,
+            # but the never-present column, which the labels that arrive later copy
+            n = np.ones((1, 1, tree["lf_lv"].shape[2]))
+            n[0, 0, len(learner.label_vocab):] = 0.0
+            tree["lb_n"] = n
         if len(tree["ctr"]) < N_COUNTERS:  # from before the alternates' log: nothing logged
             tree["ctr"] = np.concatenate(
                 [tree["ctr"], np.zeros(N_COUNTERS - len(tree["ctr"]), np.int64)])
