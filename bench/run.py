@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -198,12 +199,28 @@ def run_one(spec: str, ds: dict[str, str], runs: Path, timeout: float, params: l
         return row
     row["wall_s"] = time.perf_counter() - t0
     if proc.returncode != 0:
-        last = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()] or ["?"]
-        row["status"] = "error: " + last[-1].removeprefix("ihomer: error: ")[:200]
+        row["status"] = "error: " + failure_reason(proc.returncode, proc.stderr)
         return row
     row = _scored(row, run_dir)
     (run_dir / "row.json").write_text(json.dumps(row) + "\n")  # for --resume
     return row
+
+
+def failure_reason(returncode: int, stderr: str) -> str:
+    """Why a run failed, for its row: the last line it wrote to stderr, else how it ended (a
+    process killed by a signal, the kernel's out-of-memory killer's SIGKILL for one, writes
+    nothing)."""
+    last = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    if last:
+        return last[-1].removeprefix("ihomer: error: ")[:200]
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        why = " (out of memory?)" if -returncode == signal.SIGKILL else ""
+        return f"killed by {name}{why}, nothing on stderr"
+    return f"exit code {returncode}, nothing on stderr"
 
 
 def _scored(row: dict[str, Any], run_dir: Path) -> dict[str, Any]:

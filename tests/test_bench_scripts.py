@@ -257,3 +257,19 @@ def test_compare_nothing_comparable_fails(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert "1 partial run left out" in proc.stdout
+
+
+def test_a_run_that_dies_silently_says_how() -> None:
+    """A run killed with nothing on stderr (the out-of-memory killer's SIGKILL, a JVM crash)
+    is recorded with how it ended, not as ``error: ?``."""
+    sys.path.insert(0, str(BENCH))
+    from run import failure_reason
+
+    assert failure_reason(-9, "") == "killed by SIGKILL (out of memory?), nothing on stderr"
+    assert failure_reason(-6, "\n  \n") == "killed by SIGABRT, nothing on stderr"
+    assert failure_reason(3, "") == "exit code 3, nothing on stderr"
+    assert failure_reason(2, "warning\nihomer: error: no such file\n") == "no such file"
+    died = subprocess.run([sys.executable, "-c", "import os, signal; "
+                           "os.kill(os.getpid(), signal.SIGKILL)"], capture_output=True,
+                          text=True)
+    assert failure_reason(died.returncode, died.stderr).startswith("killed by SIGKILL")
