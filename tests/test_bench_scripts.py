@@ -87,19 +87,27 @@ def test_tune_refuses_existing_out(tmp_path: Path) -> None:
     assert out.read_text() == "{}"
 
 
-def test_tune_syntaxes_agree_and_reproduce_with_replay(tmp_path: Path) -> None:
-    """The dict literal and bench/run.py's form build the same learner, seeded as ``ihomer
-    replay`` seeds it: random clusters (seed-dependent) score as replay scores them."""
+def tuned_both_ways(tmp_path: Path, dataset: str, literal: str, spec: str,
+                    params: dict) -> dict:
+    """Run one configuration written in both syntaxes; both must mean ``params`` and score
+    alike. Returns the configurations tune_ihomer.py wrote."""
     out = tmp_path / "t.json"
-    literal = 'ihomer:{"partition": "random", "n_min": 50}'
-    spec = "ihomer:partition=random:n_min=50"
-    proc = bench("tune_ihomer.py", "--out", out, "--datasets", "emotions", literal, spec)
+    proc = bench("tune_ihomer.py", "--out", out, "--datasets", dataset, literal, spec)
     assert proc.returncode == 0, proc.stderr
     configs = json.loads(out.read_text())["configs"]
     assert set(configs) == {literal, spec}  # keyed by the text, as tuning.json
-    assert configs[literal]["params"] == configs[spec]["params"] == {"partition": "random",
-                                                                     "n_min": 50}
+    assert configs[literal]["params"] == configs[spec]["params"] == params
     assert configs[literal]["datasets"] == configs[spec]["datasets"]
+    return configs
+
+
+def test_tune_syntaxes_agree_and_reproduce_with_replay(tmp_path: Path) -> None:
+    """The dict literal and bench/run.py's form build the same learner, seeded as ``ihomer
+    replay`` seeds it: random clusters (seed-dependent) score as replay scores them."""
+    literal = 'ihomer:{"partition": "random", "n_min": 50}'
+    spec = "ihomer:partition=random:n_min=50"
+    configs = tuned_both_ways(tmp_path, "emotions", literal, spec,
+                              {"partition": "random", "n_min": 50})
     assert configs[literal]["seed"] == configs[spec]["seed"] == REPLAY_SEED
 
     run = tmp_path / "replay"
@@ -116,15 +124,9 @@ def test_tune_syntaxes_agree_and_reproduce_with_replay(tmp_path: Path) -> None:
 def test_tune_spec_form_carries_dict_values(tmp_path: Path) -> None:
     """bench/run.py's form splits at ``:KEY=`` only, so ``tree={...}`` with its own colons
     is one parameter and means what the dict literal form means."""
-    out = tmp_path / "t.json"
-    literal = 'ihomer:{"tree": {"grace_period": 50, "tau": 0.1}, "mode": "flat"}'
-    spec = 'ihomer:tree={"grace_period": 50, "tau": 0.1}:mode=flat'
-    proc = bench("tune_ihomer.py", "--out", out, "--datasets", "flags", literal, spec)
-    assert proc.returncode == 0, proc.stderr
-    configs = json.loads(out.read_text())["configs"]
-    assert configs[literal]["params"] == configs[spec]["params"] == {
-        "tree": {"grace_period": 50, "tau": 0.1}, "mode": "flat"}
-    assert configs[literal]["datasets"] == configs[spec]["datasets"]
+    tuned_both_ways(tmp_path, "flags", 'ihomer:{"tree": {"grace_period": 50, "tau": 0.1}, '
+                    '"mode": "flat"}', 'ihomer:tree={"grace_period": 50, "tau": 0.1}:mode=flat',
+                    {"tree": {"grace_period": 50, "tau": 0.1}, "mode": "flat"})
 
 
 def test_run_learners_split_outside_brackets_and_checked_first(tmp_path: Path) -> None:
