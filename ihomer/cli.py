@@ -64,9 +64,10 @@ def _replay(args: argparse.Namespace) -> int:
             started = True
             bar.reset(total=total)
             bar.set_description_str(desc, refresh=False)
-        bar.update(n - bar.n)
+        # the metrics first: update() redraws, and would show the previous batch's
         bar.set_postfix(micro_f1=f"{m['micro_f1']:.4f}", ex_f1=f"{m['example_f1']:.4f}",
                         subset=f"{m['subset_accuracy']:.4f}", refresh=False)
+        bar.update(n - bar.n)
 
     signals: list[int] = []
 

@@ -254,3 +254,27 @@ def test_learners_name_lists_every_parameter_with_its_default_and_meaning(capsys
         assert main(["learners", name]) == 0, name
     assert main(["learners", "nope"]) == 2
     assert "unknown learner 'nope'" in capsys.readouterr().err
+
+
+def test_the_progress_bar_shows_the_metrics_of_the_instances_it_counts(tmp_path: Path) -> None:
+    """Each redraw of the bar shows the cumulative metrics after the instances it counts (it
+    showed the previous batch's: 0.0000 at 256 of emotions' 593); checked against replays of
+    those prefixes."""
+    import os
+    import re
+
+    env = {**os.environ, "TQDM_MININTERVAL": "0"}  # every update redraws
+    proc = subprocess.run([sys.executable, "-m", "ihomer.cli", "replay", "--out",
+                           str(tmp_path / "all")], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    shown = {int(n): float(f) for n, f in re.findall(r"(\d+)/593 \[[^]]*micro_f1=([0-9.]+)",
+                                                       proc.stderr)}
+    assert {256, 512, 593} <= set(shown)
+    for n in (256, 512):
+        out = tmp_path / str(n)
+        assert main(["replay", "--limit", str(n), "--quiet", "--out", str(out)]) == 0
+        prefix = json.loads((out / "summary.json").read_text())
+        assert shown[n] == pytest.approx(prefix["micro_f1"], abs=5e-5), n
+    final = json.loads((tmp_path / "all" / "summary.json").read_text())
+    assert shown[593] == pytest.approx(final["micro_f1"], abs=5e-5)
