@@ -146,6 +146,30 @@ def test_run_learners_split_outside_brackets_and_checked_first(tmp_path: Path) -
     assert all(r["status"] == "ok" for r in rows), rows
 
 
+def test_run_exit_code_speaks_for_its_own_runs(tmp_path: Path) -> None:
+    """``--update`` keeps a failed row of an earlier run in the report, but a rerun whose own
+    runs all succeed exits 0; a run that fails now exits 1 and names itself on stderr."""
+    out, runs = tmp_path / "r", tmp_path / "runs"
+    proc = bench("run.py", "--learners", "noop", "--datasets", "flags", "--out", out,
+                 "--runs", runs)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((out / "results.json").read_text())
+    data["rows"].append({**data["rows"][0], "learner": "majority", "status": "error: boom"})
+    (out / "results.json").write_text(json.dumps(data))
+    proc = bench("run.py", "--learners", "noop", "--datasets", "flags", "--out", out,
+                 "--runs", runs, "--update")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert {(r["learner"], r["status"]) for r in rows} == {("noop", "ok"),
+                                                           ("majority", "error: boom")}
+    bad = tmp_path / "bad.arff"
+    bad.write_text("not an arff file\n")
+    proc = bench("run.py", "--learners", "noop", "--datasets", bad, "--out", out,
+                 "--runs", runs, "--update")
+    assert proc.returncode == 1
+    assert "failed: noop on bad:" in proc.stderr and "boom" not in proc.stderr, proc.stderr
+
+
 def test_tune_config_seed_overrides_seed_option(tmp_path: Path) -> None:
     out = tmp_path / "t.json"
     proc = bench("tune_ihomer.py", "--out", out, "--datasets", "flags", "--seed", "3",
