@@ -155,6 +155,10 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any], anchors: dict[str
               f"EvaluatePrequential -t); a run that reaches it is scored on the prefix it saw "
               f"and marked {MARK} (status partial, instances N/M). "
               if meta.get("budget") else "")
+    if len(commands) > 1:  # --update, --merge: the settings in meta are the last command's
+        budget = ("Each command ran with its own settings (`--budget`, `--timeout`, `--jobs`, "
+                  "else its profile's) and its own software version; the software above and "
+                  f"the settings here are the last command's. {budget}")
     lines = [
         f"# Prequential benchmark: {meta.get('profile') or 'custom'} ({meta['date']})", "",
         f"* Machine: {meta['machine']}",
