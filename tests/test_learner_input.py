@@ -14,9 +14,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ihomer.cli import main
+from ihomer.evaluate.prequential import prequential
+from ihomer.learners.base import RowError
 from ihomer.learners.registry import make
 from ihomer.stream.arff import read_arff
-from ihomer.stream.base import INDEX_DTYPE, MAX_ABS_VALUE, MAX_FEATURES, PTR_DTYPE, Batch
+from ihomer.stream.base import (
+    INDEX_DTYPE,
+    MAX_ABS_VALUE,
+    MAX_FEATURES,
+    PTR_DTYPE,
+    Batch,
+    InMemoryStream,
+    Schema,
+)
 
 LEARNERS = ["mlhat", "ihomer", "majority", "river-br-nb"]
 
@@ -150,6 +160,43 @@ def test_an_event_id_names_the_refused_row():
         fresh("mlhat").test_then_train_many(bad)
 
 
+@pytest.mark.parametrize("events", [False, True])
+@pytest.mark.parametrize("kw", [{}, {"batch_size": 1000}, {"batch_size": 7}, {"batched": True}])
+def test_a_replay_names_the_stream_record_of_an_unusable_value(kw, events):
+    """The evaluator hands the learner its stream in parts (one per curve point, or per
+    budget chunk): the error names the record of the stream, not its row in the part."""
+    data = stream(1000, 3)
+    values = data.values.copy()
+    values[4 * 600 + 1] = np.inf  # record 600, feature x1
+    ids = [f"e{i}" for i in range(1000)] if events else None
+    bad = Batch(data.indptr, data.indices, values, data.label_indptr, data.label_ids,
+                event_ids=ids)
+    schema = Schema(tuple(f"x{j}" for j in range(4)), ("a", "b"), source="mine.arff")
+    where = "mine.arff, record 600" + (" (event 'e600')" if events else "")
+    with pytest.raises(RowError, match=re.escape(f"{where}, feature 'x1': inf is not")) as e:
+        prequential(InMemoryStream(schema, bad), make("mlhat"), **kw)
+    assert e.value.row == 600
+
+
+@pytest.mark.parametrize("name", ["mlhat", "ihomer", "majority"])
+def test_a_refused_schema_leaves_the_model_as_it_was(name):
+    model = make(name)
+    model.learn_one({"f": 1.0}, {"x"})
+    before = (list(model.feature_vocab.names), list(model.label_vocab.names), model.n_labels,
+              model.predict_proba_one({"f": 1.0}))
+    for schema, message in (
+            (Schema(("f",), ("jazz", "x")), "schema label 'jazz' is id 0 in the stream"),
+            (Schema(("g", "f"), ("x",)), "schema feature 'g' is id 0 in the stream"),
+            (Schema(("f", "g"), ("x", 2.5)), "label name 2.5 is a float")):
+        with pytest.raises((ValueError, TypeError), match=re.escape(message)):
+            model.bind(schema)
+        after = (list(model.feature_vocab.names), list(model.label_vocab.names),
+                 model.n_labels, model.predict_proba_one({"f": 1.0}))
+        assert after == before
+    model.bind(Schema(("f", "g"), ("x", "y")))  # an extension is adopted
+    assert model.label_vocab.names == ["x", "y"] and model.n_labels == 2
+
+
 @pytest.mark.parametrize(("x", "y", "error", "message"), [
     ({"x0": "red"}, {"a"}, ValueError, "feature 'x0': 'red' is not a number"),
     ({"x0": [1.0]}, {"a"}, ValueError, r"feature 'x0': \[1.0\] is not a number"),
@@ -259,8 +306,8 @@ def test_a_bad_parameter_fails_at_once_by_name(name, params, message):
 
 
 @pytest.mark.parametrize(("field", "message"), [
-    ("feature", f"row 1 of the batch: feature id {MAX_FEATURES} is beyond the 16,777,216"),
-    ("label", f"row 1 of the batch: label id {2**31 - 1} is beyond the 1,048,576"),
+    ("feature", f"row 1 of the batch, feature id {MAX_FEATURES} is beyond the 16,777,216"),
+    ("label", f"row 1 of the batch, label id {2**31 - 1} is beyond the 1,048,576"),
 ])
 def test_an_id_far_beyond_the_vocabulary_is_refused_not_built(field, message):
     # Without the bound, one stray id (a raw hash) made the learner build a placeholder name

@@ -38,7 +38,7 @@ import numpy as np
 from ihomer import __version__
 from ihomer.evaluate.metrics import MultiLabelMetrics, RollingMultiLabelMetrics
 from ihomer.learners.adapters import as_learner
-from ihomer.learners.base import MultiLabelLearner, Predictions
+from ihomer.learners.base import MultiLabelLearner, Predictions, RowError
 from ihomer.stream.base import Batch, Stream, stream_length
 
 METRIC_KEYS = (
@@ -168,11 +168,14 @@ def prequential(
                 stop = min(stop, start + _budget_chunk(n, learn_seconds, max_seconds))
             part = batch.slice(start, stop) if (start, stop) != (0, len(batch)) else batch
             t1 = time.perf_counter()
-            if batched:
-                pred = model.predict_many(part)
-                model.learn_many(part)
-            else:
-                pred = model.test_then_train_many(part)
+            try:
+                if batched:
+                    pred = model.predict_many(part)
+                    model.learn_many(part)
+                else:
+                    pred = model.test_then_train_many(part)
+            except RowError as e:  # named by its place in the part: name the stream's record
+                raise e.in_stream(n, schema.source) from None
             learn_seconds += time.perf_counter() - t1
             n_labels = max(schema.n_labels, model.n_labels)
             cumulative.update(part.label_indptr, part.label_ids, pred.indptr, pred.label_ids,

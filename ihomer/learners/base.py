@@ -35,7 +35,6 @@ Batches are checked where they come in, before any of the model changes: their l
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
@@ -53,7 +52,9 @@ from ihomer.stream.base import (
     PTR_DTYPE,
     VALUE_DTYPE,
     Batch,
+    Name,
     Schema,
+    unusable_value,
 )
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
     from ihomer.learners.decoding import NoChange, Votes
 
 #: A label or feature name: a string or an integer (:func:`checked_name`).
-Label = str | int
+Label = Name
 FeatureKey = Label
 #: river's ``x``: ``{feature name: value}``; a value is a number, or None for a missing one
 Features = Mapping[Any, SupportsFloat | None]
@@ -247,11 +248,33 @@ def check_range(name: str, value: Any, low: float | None = None, high: float | N
         raise ValueError(f"{name} must be {either}in {left}, {right}, not {value!r}")
 
 
-def _unusable(value: float) -> str:
-    if math.isinf(value):
-        return f"{value} is not a finite number (a missing value is NaN, or None in a dict)"
-    return (f"{value:g} is beyond ±{MAX_ABS_VALUE:g}, the largest magnitude the learners' "
-            "statistics hold (rescale the feature)")
+class RowError(ValueError):
+    """Bad input in one row of a batch handed to a learner. ``row`` is the row's place in that
+    batch, so that a caller who knows where the batch starts in its stream (the prequential
+    evaluator) can name the stream's record instead; ``detail`` is the message after the
+    place (the field and what is wrong with it)."""
+
+    def __init__(self, row: int, where: str, detail: str) -> None:
+        self.row = row
+        self.where = where
+        self.detail = detail
+        super().__init__(f"{where}, {detail}")
+
+    @classmethod
+    def in_batch(cls, batch: Batch, row: int, detail: str) -> RowError:
+        """The error at ``row`` of ``batch``, placed by the row's event id when it has one."""
+        where = (f"event {batch.event_ids[row]!r}" if batch.event_ids is not None
+                 else f"row {row} of the batch")
+        return cls(row, where, detail)
+
+    def in_stream(self, first_record: int, source: str = "") -> RowError:
+        """The same error placed in a stream whose record ``first_record`` was the batch's
+        first row (its event id, when it has one, kept)."""
+        record = first_record + self.row
+        where = f"{source + ', ' if source else ''}record {record}"
+        if self.where.startswith("event "):
+            where += f" ({self.where})"
+        return RowError(record, where, self.detail)
 
 
 class MultiLabelLearner(river_base.MultiLabelClassifier):
@@ -293,17 +316,25 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
 
     # ------------------------------------------------------------------ vocabularies
     def bind(self, schema: Schema) -> Self:
-        """Adopt a stream's feature and label names so batch ids and model ids agree."""
-        for vocab, names, what in (
-            (self.feature_vocab, schema.feature_names, "feature"),
-            (self.label_vocab, schema.label_names, "label"),
-        ):
+        """Adopt a stream's feature and label names so batch ids and model ids agree.
+
+        A schema whose names the model already holds at other ids is refused before anything
+        changes: the model stays as it was."""
+        pairs = ((self.feature_vocab, schema.feature_names, "feature"),
+                 (self.label_vocab, schema.label_names, "label"))
+        for vocab, names, what in pairs:
+            new = len(vocab)  # the id the next name the model does not know would get
             for i, name in enumerate(names):
-                got = vocab.add(name)
+                got = vocab.get(name)
+                if got is None:
+                    checked_name(name, what)
+                    got, new = new, new + 1
                 if got != i:
                     raise ValueError(
                         f"schema {what} {name!r} is id {i} in the stream but id {got} in the model"
                     )
+        for vocab, names, _ in pairs:
+            vocab.extend(names)
         self._ensure(len(self.feature_vocab), len(self.label_vocab))
         return self
 
@@ -332,9 +363,10 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
             if n > limit:
                 k = int(np.argmax(ids >= limit))
                 row = int(np.searchsorted(ptr, k, side="right")) - 1
-                raise ValueError(f"row {row} of the batch: {what} id {ids[k]} is beyond the "
-                                 f"{limit:,} a learner takes (ids are positions in its "
-                                 f"vocabulary, not raw hashes; see ihomer.stream.base)")
+                raise RowError.in_batch(
+                    batch, row, f"{what} id {ids[k]} is beyond the {limit:,} a learner takes "
+                    "(ids are positions in its vocabulary, not raw hashes; see "
+                    "ihomer.stream.base)")
         if nf > len(self.feature_vocab) or nl > len(self.label_vocab):
             # Ids beyond the vocabulary: give them placeholder names so both faces agree.
             for vocab, n, prefix in ((self.feature_vocab, nf, "f"), (self.label_vocab, nl, "l")):
@@ -359,11 +391,10 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
         row = int(np.searchsorted(batch.indptr, first, side="right")) - 1
         fid = int(batch.indices[first])
         names = self.feature_vocab.names
-        where = (f"event {batch.event_ids[row]!r}" if batch.event_ids is not None
-                 else f"row {row} of the batch")
         feature = repr(names[fid]) if fid < len(names) else f"id {fid}"
         if len(wrong):
-            raise ValueError(f"{where}, feature {feature}: {_unusable(batch.values[first])}")
+            raise RowError.in_batch(batch, row,
+                                    f"feature {feature}: {unusable_value(batch.values[first])}")
         # the feature, not the row: a replay hands the learner its stream in parts
         self._missing(len(bad), f"feature {feature}", 4)  # the caller of a *_many
         return batch.keep_entries(usable)
@@ -519,7 +550,7 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
             except OverflowError:
                 raise ValueError(f"feature {k!r}: an integer beyond float64's range") from None
             if not abs(fv) <= MAX_ABS_VALUE:
-                raise ValueError(f"feature {k!r}: {_unusable(fv)}")
+                raise ValueError(f"feature {k!r}: {unusable_value(fv)}")
             values.append((k, fv))
         if missing:
             self._missing(len(missing), f"feature {missing[0]!r}", 3)  # the caller of *_one

@@ -40,6 +40,26 @@ MAX_FEATURES = 2**24
 MAX_LABELS = 2**20
 
 
+def unusable_value(value: float) -> str:
+    """Why a feature value no learner can take is refused (an infinite one, or one beyond
+    :data:`MAX_ABS_VALUE`); NaN is a missing value and is never refused."""
+    if np.isinf(value):
+        return f"{value} is not a finite number (a missing value is NaN, or None in a dict)"
+    return (f"{value:g} is beyond ±{MAX_ABS_VALUE:g}, the largest magnitude the learners' "
+            "statistics hold (rescale the feature)")
+
+
+def first_unusable(values: np.ndarray) -> int | None:
+    """The position of the first value of ``values`` that :func:`unusable_value` refuses."""
+    bad = np.flatnonzero(~(np.abs(values) <= MAX_ABS_VALUE) & ~np.isnan(values))
+    return int(bad[0]) if len(bad) else None
+
+
+#: A feature or label name: a string, or an integer (what a checkpoint stores as JSON; see
+#: :func:`ihomer.learners.base.checked_name`).
+Name = str | int
+
+
 class StreamError(ValueError):
     """Malformed input: the message names the source, the line (or record) and the field."""
 
@@ -56,9 +76,9 @@ class StreamError(ValueError):
         super().__init__(f"{where}: {reason}")
 
 
-def first_repeat(names: Sequence[str]) -> str | None:
+def first_repeat(names: Sequence[Name]) -> Name | None:
     """The first name that occurs again in ``names`` (None when all differ)."""
-    seen: set[str] = set()
+    seen: set[Name] = set()
     for n in names:
         if n in seen:
             return n
@@ -89,8 +109,8 @@ class Schema:
         Attributes the reader removed (identifier columns), for the record.
     """
 
-    feature_names: tuple[str, ...]
-    label_names: tuple[str, ...]
+    feature_names: tuple[Name, ...]
+    label_names: tuple[Name, ...]
     nominal: dict[int, tuple[str, ...]] = field(default_factory=dict)
     sparse: bool = False
     source: str = ""
@@ -332,6 +352,20 @@ class Batch:
             else np.array([-1 if t is None else t for t in times], dtype=np.int64),
             texts=None if all(t is None for t in texts) else [t or "" for t in texts],
         )
+
+    def check_values(self, feature_names: Sequence[Name], where: str,
+                     first_record: int = 0) -> None:
+        """Raise a :class:`StreamError` naming the record (``first_record`` is this batch's
+        first row's place in ``where``) and the feature of the first value no learner can
+        take (:func:`unusable_value`); a NaN, a missing value, passes."""
+        k = first_unusable(self.values)
+        if k is None:
+            return
+        row = int(np.searchsorted(self.indptr, k, side="right")) - 1
+        fid = int(self.indices[k])
+        name = str(feature_names[fid]) if fid < len(feature_names) else f"#{fid}"
+        raise StreamError(f"{where}, record {first_record + row}", None, name,
+                          unusable_value(float(self.values[k])))
 
     def keep_entries(self, keep: np.ndarray) -> Batch:
         """The same rows, with only the feature entries where ``keep`` is true (labels, ids,

@@ -35,7 +35,6 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from ihomer.stream.base import (
-    MAX_ABS_VALUE,
     PTR_DTYPE,
     VALUE_DTYPE,
     Batch,
@@ -172,10 +171,15 @@ def write_recorded(stream: Stream, path: str | Path, *, layout: str = "auto",
     try:
         for b in _chain(first, batches):
             if len(b):
+                # what RecordedStream would refuse is refused here, naming the source's record
+                b.check_values(schema.feature_names, schema.source or "stream", n)
                 write(batch_to_record_batch(b, target, schema.n_features))
                 n += len(b)
-    finally:
+    except BaseException:
         writer.close()
+        tmp.unlink(missing_ok=True)  # nothing half written is left behind
+        raise
+    writer.close()
     tmp.replace(path)
     return n
 
@@ -236,24 +240,9 @@ class RecordedStream:
         done = 0
         for rb in self.record_batches(batch_size):
             batch = self._to_batch(rb)
-            self._check_values(batch, done)
+            batch.check_values(self.schema.feature_names, str(self.path), done)
             done += len(batch)
             yield batch
-
-    def _check_values(self, batch: Batch, first_record: int) -> None:
-        """A StreamError naming the record and the feature of a value no learner can use
-        (NaN is a missing value, as in an ARFF file, and passes)."""
-        v = batch.values
-        bad = np.flatnonzero(~(np.abs(v) <= MAX_ABS_VALUE) & ~np.isnan(v))
-        if len(bad):
-            k = int(bad[0])
-            row = int(np.searchsorted(batch.indptr, k, side="right")) - 1
-            fid = int(batch.indices[k])
-            names = self.schema.feature_names
-            raise StreamError(f"{self.path}, record {first_record + row}", None,
-                              names[fid] if fid < len(names) else f"#{fid}",
-                              f"{v[k]:g} is not a finite number within ±{MAX_ABS_VALUE:g} (a "
-                              "missing value is NaN)")
 
     def __iter__(self) -> Iterator[Instance]:
         for b in self.batches(65536):
