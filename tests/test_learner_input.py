@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from ihomer.cli import main
 from ihomer.evaluate.prequential import prequential
 from ihomer.learners.base import RowError
+from ihomer.learners.hierarchy import IHOMER
+from ihomer.learners.mlhat import MLHAT
 from ihomer.learners.registry import make
 from ihomer.stream.arff import read_arff
 from ihomer.stream.base import (
@@ -303,6 +305,26 @@ def test_every_break_of_the_csr_contract_is_named(batch, data):
 def test_a_bad_parameter_fails_at_once_by_name(name, params, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         make(name, params)
+
+
+@pytest.mark.parametrize(("name", "params", "message"), [
+    ("mlhat", {"no_change": "false"}, "no_change must be True or False, not 'false'"),
+    ("mlhat", {"nonempty": 0}, "nonempty must be True or False, not 0"),
+    ("mlhat", {"poisson": "yes"}, "poisson must be True or False"),
+    ("mlhat", {"seed": "a"}, "seed must be an integer, not 'a'"),
+    ("mlhat", {"seed": 1.5}, "seed must be an integer, not 1.5"),
+    ("ihomer", {"no_change": "false"}, "no_change must be True or False"),
+    ("ihomer", {"warm_start": "False"}, "warm_start must be True or False"),
+    ("ihomer", {"handover": None}, "handover must be True or False, not None"),
+    ("ihomer", {"seed": True}, "seed must be an integer, not True"),
+])
+def test_a_constructor_refuses_a_flag_or_seed_of_another_type(name, params, message):
+    """Built directly (not through ``make``, which parses strings), a yes/no option given a
+    string such as "false" would be truthy and switch the option on."""
+    cls = {"mlhat": MLHAT, "ihomer": IHOMER}[name]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        cls(**params)
+    cls(**{k: (np.bool_(True) if k != "seed" else np.int64(3)) for k in params})  # numpy's
 
 
 @pytest.mark.parametrize(("field", "message"), [

@@ -38,7 +38,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
-from numbers import Real
+from numbers import Integral, Real
 from typing import TYPE_CHECKING, Any, Self, SupportsFloat
 
 import numpy as np
@@ -246,6 +246,25 @@ def check_range(name: str, value: Any, low: float | None = None, high: float | N
         right = "inf)" if high is None else f"{high:g}{')' if open_high else ']'}"
         either = "None or " if optional else ""
         raise ValueError(f"{name} must be {either}in {left}, {right}, not {value!r}")
+
+
+def check_flag(name: str, value: Any) -> None:
+    """A ValueError naming ``name`` unless ``value`` is True or False: a string such as
+    ``"false"`` is truthy, and would switch the option on.
+
+    >>> check_flag("no_change", "false")
+    Traceback (most recent call last):
+    ...
+    ValueError: no_change must be True or False, not 'false'
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be True or False, not {value!r}")
+
+
+def check_seed(value: Any) -> None:
+    """A ValueError unless ``value`` is an integer (not a bool), as every learner's ``seed``."""
+    if not isinstance(value, Integral) or isinstance(value, bool | np.bool_):
+        raise ValueError(f"seed must be an integer, not {value!r}")
 
 
 class RowError(ValueError):

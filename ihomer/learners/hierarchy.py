@@ -106,7 +106,13 @@ from typing import Any
 import numpy as np
 
 from ihomer.learners._split_kernels import dense_rows, owned_predictions, restrict_labels
-from ihomer.learners.base import MultiLabelLearner, Predictions, check_range
+from ihomer.learners.base import (
+    MultiLabelLearner,
+    Predictions,
+    check_flag,
+    check_range,
+    check_seed,
+)
 from ihomer.learners.clustering import Change, LabelClustering
 from ihomer.learners.decoding import LABELSET_PRIOR, NoChange, SeenLabelsets, Votes
 from ihomer.learners.mlhat import MLHAT
@@ -267,6 +273,10 @@ class IHOMER(MultiLabelLearner):
             raise ValueError(f"partition must be 'odac' or 'random', not {partition!r}")
         if first_rival not in FIRST_RIVALS:
             raise ValueError(f"first_rival must be one of {FIRST_RIVALS}, not {first_rival!r}")
+        for name, flag in (("warm_start", warm_start), ("handover", handover),
+                           ("no_change", no_change)):
+            check_flag(name, flag)
+        check_seed(seed)
         check_range("handover_min", handover_min, 1)
         check_range("handover_max", handover_max, handover_min)
         check_range("route_from", route_from, 1)

@@ -7,7 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from ihomer.learners.base import MultiLabelLearner, Predictions, Vocabulary, check_range
+from ihomer.learners.base import (
+    MultiLabelLearner,
+    Predictions,
+    Vocabulary,
+    check_flag,
+    check_range,
+    check_seed,
+)
 from ihomer.learners.decoding import LABELSET_PRIOR, NoChange, SeenLabelsets
 from ihomer.learners.mlhat import kernels as K
 from ihomer.learners.mlhat.state import (
@@ -340,6 +347,10 @@ class MLHAT(MultiLabelLearner):
         ):
             check_range(name, value, low, high, open_low=open_low, open_high=open_high,
                         optional=optional)
+        for name, flag in (("nonempty", nonempty), ("no_change", no_change),
+                           ("poisson", poisson)):
+            check_flag(name, flag)
+        check_seed(seed)
         self.grace_period = grace_period
         self.delta = delta
         self.tau = tau
