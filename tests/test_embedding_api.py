@@ -328,12 +328,12 @@ def test_arrow_tables_that_would_be_misread_are_refused_by_row_and_column() -> N
     b = batch_from_arrow(var)
     assert b.indices.tolist() == [0, 1, 1] and b.values.tolist() == [0.5, 1.0, 2.0]
     ragged = pa.table({"labels": labels, "features": pa.array([[0.5, 1.0], [0.0]])})
-    with pytest.raises(ValueError, match="row 1: 'features' holds 1 values where row 0 holds 2"):
+    with pytest.raises(ValueError, match="row 1, 'features' holds 1 values where row 0 holds 2"):
         batch_from_arrow(ragged)
     # a null label list is "not labelled", not "no label": it must not be learned as empty
     unlabelled = pa.table({"labels": pa.array([[0], None], pa.list_(pa.int32())),
                            "features": pa.array([[0.5], [0.0]])})
-    with pytest.raises(ValueError, match="row 1: labels is null"):
+    with pytest.raises(ValueError, match="row 1, labels is null"):
         batch_from_arrow(unlabelled)
     wide = pa.table({"a": [1.0], "b": [2.0], "y": [True]})
     with pytest.raises(ValueError, match="'a' is named more than once"):

@@ -265,13 +265,15 @@ def test_every_break_of_the_csr_contract_is_named(batch, data):
         kind = "negative"
     if kind == "negative":
         ids[a] = -1 - ids[a]
-        message = f"row {r}: {which} id {ids[a]} is negative"
+        message = f"row {r} of the batch, {which} id {ids[a]} is negative"
     elif kind == "repeat":
         ids[a + 1] = ids[a]
-        message = f"row {r}: {which} ids must increase within a row ({ids[a]}, then {ids[a]})"
+        message = (f"row {r} of the batch, {which} ids must increase within a row "
+                   f"({ids[a]}, then {ids[a]})")
     elif kind == "swap":
         ids[a], ids[a + 1] = ids[a + 1], ids[a]
-        message = f"row {r}: {which} ids must increase within a row ({ids[a]}, then "
+        message = (f"row {r} of the batch, {which} ids must increase within a row "
+                   f"({ids[a]}, then ")
     else:
         ptr[-1] += 1
         message = f"{which} pointers end at {ptr[-1]}"

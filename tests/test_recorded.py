@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,45 @@ def test_an_unusable_value_is_named_by_record_and_a_missing_one_kept(
     assert np.isnan(first.values[3])
     with pytest.raises(StreamError, match=rf"s.parquet, record 70, field '{name}': -inf is not"):
         for _ in back.batches(50):
+            pass
+
+
+def _with_row(table: pa.Table, column: str, row: int, edit) -> pa.Table:
+    """``table`` with ``column``'s list at ``row`` replaced by ``edit(list)`` (metadata kept)."""
+    values = table.column(column).to_pylist()
+    values[row] = edit(values[row])
+    i = table.schema.get_field_index(column)
+    field = table.schema.field(column)
+    if pa.types.is_fixed_size_list(field.type):  # a dense layout's rows of another width
+        field = field.with_type(pa.list_(field.type.value_type))
+    return table.set_column(i, field, pa.array(values, type=field.type)).replace_schema_metadata(
+        table.schema.metadata)
+
+
+@pytest.mark.parametrize(("layout", "column", "edit", "message"), [
+    ("sparse", "labels", lambda v: [99], "label id 99 is beyond the 5 labels the schema names"),
+    ("sparse", "labels", lambda v: [-1], "label id -1 is negative"),
+    ("sparse", "labels", lambda v: [3, 1], "label ids must increase within a row (3, then 1)"),
+    ("sparse", "feature_indices", lambda v: [*v[:-1], 500],
+     "feature id 500 is beyond the 12 features the schema names"),
+    ("sparse", "feature_indices", lambda v: [*v, v[-1]],
+     "3 feature values for 4 feature indices"),
+    ("sparse", "feature_values", lambda v: v[:-1], "2 feature values for 3 feature indices"),
+    ("dense", "features", lambda v: v[:-1], "'features' holds 11 values where row 0 holds 12"),
+])
+def test_bad_ids_in_a_recording_are_refused_by_record(tmp_path: Path, layout: str, column: str,
+                                                      edit, message: str) -> None:
+    """A recording written by another tool: an id the schema does not name, or rows whose
+    values and ids disagree, are refused naming the file and the record; never read as
+    another label, or as values shifted onto the next rows."""
+    stream = random_stream(n=120, seed=4)
+    data = stream.data
+    row = next(r for r in range(70, 120) if data.indptr[r + 1] - data.indptr[r] == 3)
+    path = tmp_path / "s.parquet"
+    write_recorded(stream, path, layout=layout)
+    pq.write_table(_with_row(pq.read_table(path), column, row, edit), path)
+    with pytest.raises(StreamError, match=re.escape(f"s.parquet, record {row}: {message}")):
+        for _ in RecordedStream(path).batches(50):
             pass
 
 

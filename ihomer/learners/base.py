@@ -53,6 +53,7 @@ from ihomer.stream.base import (
     VALUE_DTYPE,
     Batch,
     Name,
+    RowError,
     Schema,
     unusable_value,
 )
@@ -265,35 +266,6 @@ def check_seed(value: Any) -> None:
     """A ValueError unless ``value`` is an integer (not a bool), as every learner's ``seed``."""
     if not isinstance(value, Integral) or isinstance(value, bool | np.bool_):
         raise ValueError(f"seed must be an integer, not {value!r}")
-
-
-class RowError(ValueError):
-    """Bad input in one row of a batch handed to a learner. ``row`` is the row's place in that
-    batch, so that a caller who knows where the batch starts in its stream (the prequential
-    evaluator) can name the stream's record instead; ``detail`` is the message after the
-    place (the field and what is wrong with it)."""
-
-    def __init__(self, row: int, where: str, detail: str) -> None:
-        self.row = row
-        self.where = where
-        self.detail = detail
-        super().__init__(f"{where}, {detail}")
-
-    @classmethod
-    def in_batch(cls, batch: Batch, row: int, detail: str) -> RowError:
-        """The error at ``row`` of ``batch``, placed by the row's event id when it has one."""
-        where = (f"event {batch.event_ids[row]!r}" if batch.event_ids is not None
-                 else f"row {row} of the batch")
-        return cls(row, where, detail)
-
-    def in_stream(self, first_record: int, source: str = "") -> RowError:
-        """The same error placed in a stream whose record ``first_record`` was the batch's
-        first row (its event id, when it has one, kept)."""
-        record = first_record + self.row
-        where = f"{source + ', ' if source else ''}record {record}"
-        if self.where.startswith("event "):
-            where += f" ({self.where})"
-        return RowError(record, where, self.detail)
 
 
 class MultiLabelLearner(river_base.MultiLabelClassifier):

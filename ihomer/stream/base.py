@@ -55,6 +55,37 @@ def first_unusable(values: np.ndarray) -> int | None:
     return int(bad[0]) if len(bad) else None
 
 
+class RowError(ValueError):
+    """Bad input in one row of a batch (handed to a learner, or read from a table).
+
+    ``row`` is the row's place in that batch, so that a caller who knows where the batch
+    starts in its stream (the prequential evaluator, a recorded stream's reader) can name the
+    stream's record instead; ``detail`` is the message after the place (the field and what is
+    wrong with it)."""
+
+    def __init__(self, row: int, where: str, detail: str) -> None:
+        self.row = row
+        self.where = where
+        self.detail = detail
+        super().__init__(f"{where}, {detail}")
+
+    @classmethod
+    def in_batch(cls, batch: Batch, row: int, detail: str) -> RowError:
+        """The error at ``row`` of ``batch``, placed by the row's event id when it has one."""
+        where = (f"event {batch.event_ids[row]!r}" if batch.event_ids is not None
+                 else f"row {row} of the batch")
+        return cls(row, where, detail)
+
+    def in_stream(self, first_record: int, source: str = "") -> RowError:
+        """The same error placed in a stream whose record ``first_record`` was the batch's
+        first row (its event id, when it has one, kept)."""
+        record = first_record + self.row
+        where = f"{source + ', ' if source else ''}record {record}"
+        if self.where.startswith("event "):
+            where += f" ({self.where})"
+        return RowError(record, where, self.detail)
+
+
 #: A feature or label name: a string, or an integer (what a checkpoint stores as JSON; see
 #: :func:`ihomer.learners.base.checked_name`).
 Name = str | int
@@ -232,10 +263,10 @@ class Batch:
         on trust: there a negative id or a pointer past the end reads or writes outside an
         array, which can crash the process.
 
-        >>> Batch([0, 2], [3, 1], [1.0, 1.0], [0, 0], []).check()
+        >>> Batch([0, 2], [3, 1], [1.0, 1.0], [0, 0], []).check()  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: row 0: feature ids must increase within a row (3, then 1)
+        ihomer.stream.base.RowError: row 0 of the batch, feature ids must increase ... (3, then 1)
         """
         for what, ptr, ids in (("feature", self.indptr, self.indices),
                                ("label", self.label_indptr, self.label_ids)):
@@ -244,15 +275,15 @@ class Batch:
             down = np.flatnonzero(np.diff(ptr) < 0)
             if len(down):
                 r = int(down[0])
-                raise ValueError(f"row {r}: {what} pointers decrease ({ptr[r]}, then "
-                                 f"{ptr[r + 1]})")
+                raise RowError.in_batch(self, r, f"{what} pointers decrease ({ptr[r]}, then "
+                                                 f"{ptr[r + 1]})")
             if ptr[-1] != len(ids):
                 raise ValueError(f"{what} pointers end at {ptr[-1]}, but there are {len(ids)} "
                                  f"{what} ids")
             neg = np.flatnonzero(ids < 0)
             if len(neg):
                 r = int(np.searchsorted(ptr, neg[0], side="right")) - 1
-                raise ValueError(f"row {r}: {what} id {ids[neg[0]]} is negative")
+                raise RowError.in_batch(self, r, f"{what} id {ids[neg[0]]} is negative")
             if len(ids) > 1:
                 bad = np.diff(ids) <= 0
                 starts = ptr[1:-1]
@@ -261,11 +292,24 @@ class Batch:
                 if len(at):
                     j = int(at[0])
                     r = int(np.searchsorted(ptr, j, side="right")) - 1
-                    raise ValueError(f"row {r}: {what} ids must increase within a row "
-                                     f"({ids[j]}, then {ids[j + 1]})")
+                    raise RowError.in_batch(self, r, f"{what} ids must increase within a row "
+                                                     f"({ids[j]}, then {ids[j + 1]})")
         if len(self.values) != len(self.indices):
             raise ValueError(f"{len(self.values)} feature values for {len(self.indices)} "
                              "feature ids")
+
+    def check_ids(self, n_features: int, n_labels: int) -> None:
+        """Raise a :class:`RowError` naming the first row with a feature id not below
+        ``n_features`` or a label id not below ``n_labels``: the ids a schema names. (A learner
+        takes ids beyond its vocabulary, naming them by placeholders; a recorded stream whose
+        schema lists its columns has no such ids.)"""
+        for what, n, ptr, ids in (("feature", n_features, self.indptr, self.indices),
+                                  ("label", n_labels, self.label_indptr, self.label_ids)):
+            over = np.flatnonzero(ids >= n)
+            if len(over):
+                r = int(np.searchsorted(ptr, over[0], side="right")) - 1
+                raise RowError.in_batch(self, r, f"{what} id {ids[over[0]]} is beyond the "
+                                                 f"{n} {what}s the schema names")
 
     def row(self, i: int) -> Instance:
         a, b = self.indptr[i], self.indptr[i + 1]

@@ -39,6 +39,7 @@ from ihomer.stream.base import (
     VALUE_DTYPE,
     Batch,
     Instance,
+    RowError,
     Schema,
     Stream,
     StreamError,
@@ -239,7 +240,13 @@ class RecordedStream:
     def batches(self, batch_size: int = 1024) -> Iterator[Batch]:
         done = 0
         for rb in self.record_batches(batch_size):
-            batch = self._to_batch(rb)
+            try:
+                batch = self._to_batch(rb)
+                batch.check()
+                batch.check_ids(self.schema.n_features, self.schema.n_labels)
+            except RowError as e:  # named by its row in the record batch: name the record
+                raise StreamError(f"{self.path}, record {done + e.row}", None, None,
+                                  e.detail) from None
             batch.check_values(self.schema.feature_names, str(self.path), done)
             done += len(batch)
             yield batch
@@ -263,7 +270,8 @@ def _list_parts(arr: pa.Array, name: str) -> tuple[np.ndarray, np.ndarray]:
     than "not labelled")."""
     if arr.null_count:
         row = int(np.argmax(np.asarray(arr.is_null())))
-        raise ValueError(f"row {row}: {name} is null (each row holds a list, empty for none)")
+        raise RowError(row, f"row {row}", f"{name} is null (each row holds a list, empty for "
+                                          "none)")
     arr = arr.cast(pa.large_list(arr.type.value_type)) if not pa.types.is_large_list(
         arr.type) else arr
     offsets = np.asarray(arr.offsets)
@@ -309,6 +317,10 @@ def batch_from_arrow(data: pa.Table | pa.RecordBatch, features: Sequence[str] | 
                 except (TypeError, ValueError, pa.ArrowInvalid) as e:
                     raise TypeError(f"{what} column {c!r} ({col.type}) is not numeric: {e}") \
                         from None
+                wrong = np.flatnonzero((out[:, j] != 0) & (out[:, j] != 1))
+                if what == "label" and len(wrong):
+                    r = int(wrong[0])
+                    raise RowError(r, f"row {r}", f"label column {c!r}: {out[r, j]:g} is not 0/1")
             return out
 
         return Batch.from_dense(matrix(features or (), "feature"),
@@ -321,16 +333,20 @@ def batch_from_arrow(data: pa.Table | pa.RecordBatch, features: Sequence[str] | 
     label_indptr, label_ids = _list_parts(_column(data, "labels"), "labels")
     if "feature_indices" in names:
         indptr, indices = _list_parts(_column(data, "feature_indices"), "feature_indices")
-        _, values = _list_parts(_column(data, "feature_values"), "feature_values")
+        vptr, values = _list_parts(_column(data, "feature_values"), "feature_values")
+        if not np.array_equal(vptr, indptr):  # else every later row would read others' values
+            row = int(np.argmax(np.diff(vptr) != np.diff(indptr)))
+            raise RowError(row, f"row {row}", f"{int(vptr[row + 1] - vptr[row])} feature "
+                           f"values for {int(indptr[row + 1] - indptr[row])} feature indices")
     else:
         ptr, flat = _list_parts(_column(data, "features"), "features")
         width = np.diff(ptr)
         f = int(width[0]) if len(width) else 0
         if (width != f).any():  # dense rows: one value per feature, every row alike
             row = int(np.argmax(width != f))
-            raise ValueError(f"row {row}: 'features' holds {int(width[row])} values where row 0 "
-                             f"holds {f} (dense rows have one per feature; record sparse rows "
-                             "as feature_indices/feature_values)")
+            raise RowError(row, f"row {row}", f"'features' holds {int(width[row])} values where "
+                           f"row 0 holds {f} (dense rows have one per feature; record sparse "
+                           "rows as feature_indices/feature_values)")
         dense = np.asarray(flat, VALUE_DTYPE).reshape(len(data), f)
         rows = Batch.from_dense(dense)
         indptr, indices, values = rows.indptr, rows.indices, rows.values
