@@ -120,7 +120,9 @@ def _replay(args: argparse.Namespace) -> int:
              {"metric": "seconds", "value": s["seconds"]},
              {"metric": "instances_per_s", "value": s["instances_per_s"]},
              {"metric": "peak_rss_mib", "value": s["peak_rss_bytes"] / 2**20}]
-    print(f"{args.learner} on {s['source']} ({s['n_labels']} labels, {s['n_features']} features)")
+    found = f" from {s['labels_from']}" if s.get("labels_from") else ""
+    print(f"{args.learner} on {s['source']} ({s['n_labels']} labels{found}, "
+          f"{s['n_features']} features)")
     if not s["complete"]:
         if s["stopped"] == "budget":
             why = f"time budget of {args.max_seconds:g} s reached"

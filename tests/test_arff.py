@@ -327,6 +327,44 @@ def test_xml_wins_over_a_stale_meka_option(tmp_path):
     assert read_arff(path, "meka").schema.label_names == ("f1", "f2")
 
 
+@pytest.mark.parametrize(("relation", "f_type", "field", "reason"), [
+    # medical: all attributes {0,1}, but a Remove filter ran after MEKA wrote -C
+    ("MEDC: -C 2 -I 0-weka.filters.unsupervised.attribute.Remove-R1-2_MEDC: -C 2", "{0,1}",
+     "labels", "MEKA -C 2 was written before the Weka filter Remove-R1-2 moved or removed"),
+    # langlog: the labels were reordered to the end
+    ("LangLog: -C 2-weka.filters.unsupervised.attribute.Reorder-R3-last,first-2", "numeric",
+     "labels", "the Weka filter Reorder-R3-last,first-2"),
+    # slashdot: only an instance filter, but the -C points at numeric features
+    ("slashdot: -C 2-weka.filters.unsupervised.instance.Randomize-S42", "numeric", "f2",
+     "label value must be 0 or 1, got '3'; this attribute is a label by the relation's MEKA "
+     "-C 2 (there is no XML beside the file), which may be stale"),
+])
+def test_a_stale_meka_option_alone_is_refused(tmp_path, relation, f_type, field, reason):
+    """Without an XML beside the file, a -C that no longer counts the labels would silently
+    take features for labels (the shared medical, langlog and slashdot files)."""
+    text = (f"@relation {quote(relation)}\n@attribute f1 {f_type}\n@attribute f2 {f_type}\n"
+            "@attribute y1 {0,1}\n@attribute y2 {0,1}\n@data\n{0 1,3 1}\n"
+            + ("1,3,0,1\n" if f_type == "numeric" else "1,1,0,1\n"))
+    path = write_bytes(tmp_path / "stale.arff.gz", text)
+    with pytest.raises(StreamError, match=rf"stale\.arff\.gz.*'{field}'.*{re.escape(reason)}"
+                                          r".*--labels meka to trust"):
+        read_arff(path)
+    assert read_arff(path, "last:2").schema.label_names == ("y1", "y2")
+    assert read_arff(path, "last:2").schema.labels_from == "last:2"
+    if f_type != "numeric":
+        trusted = read_arff(path, "meka").schema  # the user's call
+        assert trusted.label_names == ("f1", "f2") and trusted.labels_from == "meka (-C 2)"
+    write_xml(tmp_path / "stale.xml", ["y1", "y2"])
+    assert read_arff(path).schema.labels_from == "xml:stale.xml"
+
+
+def test_a_meka_option_alone_still_counts_labels(tmp_path):
+    text = "@relation 'IMDB: -C -2'\n@attribute f1 numeric\n@attribute y1 {0,1}\n" \
+           "@attribute y2 {0,1}\n@data\n{0 1,2 1}\n"
+    schema = read_arff(write_bytes(tmp_path / "i.arff", text)).schema
+    assert schema.label_names == ("y1", "y2") and schema.labels_from == "meka (-C -2)"
+
+
 def test_no_convention_asks_for_labels(tmp_path):
     path = write_bytes(tmp_path / "plain.arff", "@relation p\n@attribute a numeric\n@data\n1\n")
     with pytest.raises(StreamError, match=r"plain\.arff.*--labels"):

@@ -202,6 +202,7 @@ def prequential(
     summary: dict[str, Any] = {
         "learner": learner_name or type(getattr(model, "model", model)).__name__,
         "source": schema.source,
+        "labels_from": schema.labels_from,
         "instances": n,
         "complete": complete,
         "stopped": stopped,  # None, "budget" (max_seconds) or "interrupted" (should_stop);

@@ -50,6 +50,7 @@ from ihomer.stream.labels import (
     LabelSpec,
     label_attribute_indices,
     meka_label_count,
+    meka_moved_by,
     parse_label_spec,
 )
 
@@ -133,6 +134,9 @@ def read_arff(
         )
     except ValueError as exc:
         raise StreamError(source, None, "labels", str(exc)) from None
+    lone_meka = labels is None and spec.kind == "meka"
+    if lone_meka:
+        _check_stale_meka(relation, source)
     for a in label_attrs:
         attr = attributes[a]
         if attr.domain is not None and not set(attr.domain) <= {"0", "1"}:
@@ -154,7 +158,16 @@ def read_arff(
             "in every row (an identifier), which a learner can only memorise",
             stacklevel=2,
         )
-    data = _assemble(rows, values, attributes, label_attrs, is_feature, source)
+    try:
+        data = _assemble(rows, values, attributes, label_attrs, is_feature, source)
+    except StreamError as e:
+        if not lone_meka or e.field not in {attributes[a].name for a in label_attrs}:
+            raise
+        # slashdot: its -C counts the first attributes, but the labels were moved last
+        raise StreamError(e.source, e.line, e.field,
+                          f"{e.reason}; this attribute is a label by the relation's MEKA "
+                          f"-C {meka_label_count(relation)} (there is no XML beside the file), "
+                          f"which may be stale: {_EXPLICIT_LABELS}") from None
 
     kept = np.flatnonzero(is_feature).tolist()
     nominal: dict[int, tuple[str, ...]] = {}
@@ -169,6 +182,8 @@ def read_arff(
         sparse=2 * int(rows.sparse.sum()) > len(rows.sparse),
         source=source,
         dropped=tuple(attributes[a].name for a in dropped),
+        labels_from=str(spec) + (f" (-C {meka_label_count(relation)})" if spec.kind == "meka"
+                                 else ""),
     )
     return InMemoryStream(schema, data)
 
@@ -191,6 +206,23 @@ def _default_spec(path: Path, relation: str, source: str) -> LabelSpec:
         "the relation has no MEKA '-C n'; pass the labels explicitly "
         "(--labels xml:FILE, meka, first:N or last:N)",
     )
+
+
+def _check_stale_meka(relation: str, source: str) -> None:
+    """Refuse a ``-C`` found on its own (no XML beside the file) when the relation name records
+    a Weka attribute filter after it: the filter moved or removed attributes, so the ``-C`` may
+    no longer count the labels (medical, langlog), and reading it would silently take features
+    for labels."""
+    moved = meka_moved_by(relation)
+    if moved is not None:
+        raise StreamError(source, None, "labels",
+                          f"the relation's MEKA -C {meka_label_count(relation)} was written "
+                          f"before the Weka filter {moved} moved or removed attributes, so it "
+                          f"may not count the labels any more; {_EXPLICIT_LABELS}")
+
+
+_EXPLICIT_LABELS = ("pass the labels explicitly: --labels xml:FILE (the Mulan XML), last:N or "
+                    "first:N, or --labels meka to trust the -C")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -138,6 +138,10 @@ class Schema:
         True for raw-text streams whose features come from a featurizer.
     dropped
         Attributes the reader removed (identifier columns), for the record.
+    labels_from
+        How the reader told labels from features (``"xml:emotions.xml"``, ``"meka"`` for a
+        relation's ``-C``, ``"last:45"``, ``"json:tags"``), for the record; empty when the
+        source says it itself (a recording, events).
     """
 
     feature_names: tuple[Name, ...]
@@ -147,6 +151,7 @@ class Schema:
     source: str = ""
     text: bool = False
     dropped: tuple[str, ...] = ()
+    labels_from: str = ""
 
     def __post_init__(self) -> None:
         # a name is a column's identity: twice in one list, two columns would share it and a

@@ -123,7 +123,8 @@ def read_jsonl(
         event_ids=event_ids,
         texts=texts,
     )
-    schema = Schema(feature_names=(), label_names=tuple(label_of), source=source, text=True)
+    schema = Schema(feature_names=(), label_names=tuple(label_of), source=source, text=True,
+                    labels_from=f"json:{label_field}")
     return InMemoryStream(schema, data)
 
 

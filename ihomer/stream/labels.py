@@ -31,6 +31,7 @@ __all__ = [
     "LabelSpec",
     "label_attribute_indices",
     "meka_label_count",
+    "meka_moved_by",
     "parse_label_spec",
     "read_mulan_xml",
 ]
@@ -38,6 +39,8 @@ __all__ = [
 SpecKind = Literal["xml", "meka", "first", "last", "json"]
 
 _MEKA_C = re.compile(r"(?:^|\s|:)-C\s+(-?\d+)")
+# Weka appends each filter to the relation name: an attribute filter moves or removes columns
+_ATTRIBUTE_FILTER = re.compile(r"weka\.filters\.(?:un)?supervised\.attribute\.([A-Za-z]+)([^\s_]*)")
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,23 @@ def meka_label_count(relation: str) -> int | None:
     """
     match = _MEKA_C.search(relation)
     return None if match is None else int(match.group(1))
+
+
+def meka_moved_by(relation: str) -> str | None:
+    """The Weka attribute filter that the relation name records after its first MEKA ``-C``
+    (``"Remove-R1-45"``), or ``None``: such a filter moved or removed attributes after MEKA
+    wrote the ``-C``, which then may no longer count the labels (medical, langlog).
+
+    >>> meka_moved_by("MEDC: -C 45 -I 0-weka.filters.unsupervised.attribute.Remove-R1-45_MEDC")
+    'Remove-R1-45'
+    >>> meka_moved_by("slashdot: -C 20-weka.filters.unsupervised.instance.Randomize-S42") is None
+    True
+    """
+    match = _MEKA_C.search(relation)
+    if match is None:
+        return None
+    moved = _ATTRIBUTE_FILTER.search(relation, match.end())
+    return None if moved is None else moved.group(1) + moved.group(2)
 
 
 def label_attribute_indices(

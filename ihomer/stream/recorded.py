@@ -61,6 +61,7 @@ def _meta(schema: Schema, layout: str) -> dict[bytes, bytes]:
         "source": schema.source,
         "text": schema.text,
         "dropped": list(schema.dropped),
+        "labels_from": schema.labels_from,
     }
     return {f"ihomer.{k}".encode(): json.dumps(v).encode() for k, v in items.items()}
 
@@ -86,6 +87,7 @@ def _schema_from_meta(meta: dict[bytes, bytes] | None, where: str) -> tuple[Sche
         source=m.get("source", ""),
         text=bool(m.get("text", False)),
         dropped=tuple(m.get("dropped", ())),
+        labels_from=m.get("labels_from", ""),
     )
     return schema, m["layout"]
 
