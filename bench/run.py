@@ -74,7 +74,7 @@ SUMMARY_KEYS = ("instances", "n_features", "n_labels", "seconds", "learner_secon
                 "warm_up_seconds",
                 "instances_per_s", "peak_rss_bytes", "complete", "stream_instances")
 FIELDS = ["learner", "dataset", "status", *SUMMARY_KEYS, "wall_s", *METRIC_KEYS, "params",
-          "run_dir"]
+          "run_dir", "file"]
 CURVE_POINTS = 50  # cumulative micro-F1 points kept per run, to compare runs on a common prefix
 
 
@@ -83,21 +83,31 @@ def manifest() -> list[dict[str, str]]:
 
 
 def own_file(path: str) -> dict[str, str]:
-    """A manifest row for a stream of one's own (a path in ``--datasets``): named after the
-    file, its labels found as ``ihomer replay`` finds them (a sibling NAME.xml, else MEKA's
-    ``-C``)."""
+    """A manifest row for a stream of one's own (a path in ``--datasets``), its labels found as
+    ``ihomer replay`` finds them (a sibling NAME.xml, else MEKA's ``-C``). It is named by its
+    file name, suffixes and all (``medical.parquet``): never a shared dataset's name, whose
+    runs and published numbers it would otherwise take."""
     p = Path(path).resolve()
-    name = p.name
-    for suffix in (".gz", ".bz2", ".arff", ".jsonl", ".parquet", ".arrow"):
-        name = name.removesuffix(suffix)
-    return {"name": name, "file": str(p), "labels": "", "mlhat_anchor": ""}
+    return {"name": p.name, "file": str(p), "labels": "", "mlhat_anchor": "", "own": "yes"}
+
+
+def _named_once(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """``rows``, refusing two streams of one name (files of one name in two folders)."""
+    seen: dict[str, str] = {}
+    for r in rows:
+        if r["name"] in seen and seen[r["name"]] != r["file"]:
+            raise SystemExit(f"two streams named {r['name']!r} ({seen[r['name']]} and "
+                             f"{r['file']}): their runs and rows would overwrite each other; "
+                             "copy or link one under another name")
+        seen[r["name"]] = r["file"]
+    return rows
 
 
 def select(names: str | None, profile: str | None) -> list[dict[str, str]]:
     """Manifest rows for ``--datasets`` (names, ``all``, ``arff``, ``anchored``, or paths of
     one's own streams) or a profile."""
     if names is not None and all(Path(w).is_file() for w in names.split(",")):
-        return [own_file(w) for w in names.split(",")]  # no shared folder needed
+        return _named_once([own_file(w) for w in names.split(",")])  # no shared folder needed
     rows = manifest()
     if names is None and profile:
         wanted = PROFILES[profile]["datasets"]
@@ -116,7 +126,7 @@ def select(names: str | None, profile: str | None) -> list[dict[str, str]]:
     if unknown:
         raise SystemExit(f"unknown datasets: {', '.join(sorted(unknown))} (neither a shared "
                          "dataset's name nor a file)")
-    return [r for r in rows if r["name"] in wanted] + own
+    return _named_once([r for r in rows if r["name"] in wanted] + own)
 
 
 def split_spec(spec: str) -> tuple[str, list[str]]:
@@ -185,6 +195,8 @@ def run_one(spec: str, ds: dict[str, str], runs: Path, timeout: float, params: l
     # Relative to the repository when inside it, so a committed results.json names no machine.
     where = run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir
     row: dict[str, Any] = {"learner": spec, "dataset": ds["name"], "run_dir": str(where)}
+    if ds.get("own"):
+        row["file"] = ds["file"]  # the stream of one's own that the name stands for
     if resume and (run_dir / "summary.json").exists():
         saved = run_dir / "row.json"
         if saved.exists():

@@ -167,7 +167,32 @@ def test_run_exit_code_speaks_for_its_own_runs(tmp_path: Path) -> None:
     proc = bench("run.py", "--learners", "noop", "--datasets", bad, "--out", out,
                  "--runs", runs, "--update")
     assert proc.returncode == 1
-    assert "failed: noop on bad:" in proc.stderr and "boom" not in proc.stderr, proc.stderr
+    assert "failed: noop on bad.arff:" in proc.stderr and "boom" not in proc.stderr, proc.stderr
+
+
+def test_run_names_own_streams_by_file_name(tmp_path: Path) -> None:
+    """A stream of one's own is named by its file name, so a copy of a shared dataset neither
+    overwrites that dataset's run nor takes its published numbers; two files of one name in two
+    folders are refused before anything runs."""
+    own = tmp_path / "a" / "flags.arff.gz"
+    own.parent.mkdir()
+    shutil.copy(SHARED / "flags.arff.gz", own)
+    shutil.copy(SHARED / "flags.xml", own.parent / "flags.xml")
+    out = tmp_path / "r"
+    proc = bench("run.py", "--learners", "noop", "--datasets", f"flags,{own}", "--out", out,
+                 "--runs", tmp_path / "runs", "--limit", "50")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert {(r["dataset"], r.get("file")) for r in rows} == {("flags", None),
+                                                            ("flags.arff.gz", str(own))}
+    assert len({r["run_dir"] for r in rows}) == 2
+    other = tmp_path / "b" / "flags.arff.gz"
+    other.parent.mkdir()
+    shutil.copy(own, other)
+    proc = bench("run.py", "--learners", "noop", "--datasets", f"{own},{other}", "--out",
+                 tmp_path / "r2", "--runs", tmp_path / "runs")
+    assert_one_line_error(proc, "two streams named 'flags.arff.gz'")
+    assert not (tmp_path / "r2").exists()
 
 
 def test_tune_config_seed_overrides_seed_option(tmp_path: Path) -> None:
