@@ -240,13 +240,23 @@ def test_the_predictions_file_gives_the_summarys_metrics_to_river(tmp_path: Path
     assert not (tmp_path / "predictions.jsonl").exists()
 
 
+def test_a_seed_among_the_parameters_that_disagrees_with_seed_is_refused(capsys) -> None:
+    """--param seed=3 was silently overridden by --seed's default 42."""
+    assert main(["replay", "--quiet", "--limit", "5", "--param", "seed=3"]) == 2
+    assert "seed=3 among its parameters disagrees" in capsys.readouterr().err
+    assert main(["replay", "--quiet", "--limit", "5", "--param", "seed=3", "--seed", "3"]) == 0
+
+
 def test_learners_name_lists_every_parameter_with_its_default_and_meaning(capsys) -> None:
     assert main(["learners", "ihomer"]) == 0
     out = capsys.readouterr().out
     for line in ("partition='odac'", "warm_start=True", "handover=True", "mode='homer'",
                  "cluster_delta=0.1"):
         assert line in out, line
-    assert "ablation" in out  # the first sentence of partition's documentation
+    assert "ablation" in out  # partition's documentation
+    flat = " ".join(out.split())
+    # a choice's every value, past the first sentence of its entry (decode's was cut there)
+    assert '"seen": that union' in flat and '"f1": also the set of highest expected' in flat
     assert "set by --seed (default 42)" in out
     from ihomer.learners.registry import available
 

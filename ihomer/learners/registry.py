@@ -94,15 +94,19 @@ def make(name: str, params: dict[str, Any] | None = None,
         if key in sig.parameters:
             _check_type(name, key, value, sig.parameters[key].annotation)
     if "seed" in sig.parameters and seed is not None:  # None: the learner's own default
+        if "seed" in params and params["seed"] != seed:  # one of them would be ignored
+            raise ValueError(f"learner {name!r}: seed={params['seed']!r} among its parameters "
+                             f"disagrees with the seed it is built with ({seed!r}, the command "
+                             "line's --seed): set the seed once, with --seed")
         params["seed"] = seed
     return factory(**params)
 
 
 def parameters(name: str) -> list[tuple[str, str, str]]:
-    """``(parameter, default, first sentence of its documentation)`` of the learner
-    registered as ``name``, in the constructor's order: what ``ihomer learners NAME`` shows, so
-    that every switch (the ablations' ``partition="random"``, ``warm_start=False``, ...) can be
-    found without reading the source."""
+    """``(parameter, default, its documentation)`` of the learner registered as ``name``, in
+    the constructor's order: what ``ihomer learners NAME`` shows, so that every switch (the
+    ablations' ``partition="random"``, ``warm_start=False``, ...) and every value a choice
+    takes can be found without reading the source."""
     factory = _entry(name).factory
     sig = inspect.signature(factory)
     docs = _parameter_docs(inspect.getdoc(factory) or "", set(sig.parameters))
@@ -111,8 +115,9 @@ def parameters(name: str) -> list[tuple[str, str, str]]:
 
 
 def _parameter_docs(doc: str, names: set[str]) -> dict[str, str]:
-    """First sentence per parameter of a numpydoc ``Parameters`` section (an entry may name
-    several parameters, ``a, b``); the section ends at the first line that names none."""
+    """The text per parameter of a numpydoc ``Parameters`` section, Sphinx roles reduced to
+    their names (an entry may name several parameters, ``a, b``); the section ends at the
+    first line that names none."""
     lines = doc.splitlines()
     start = next((i + 2 for i in range(len(lines) - 1) if lines[i].strip() == "Parameters"
                   and set(lines[i + 1].strip()) == {"-"}), None)
@@ -124,9 +129,8 @@ def _parameter_docs(doc: str, names: set[str]) -> dict[str, str]:
 
     def flush() -> None:
         body = re.sub(r":[a-z]+:`~?(?:[\w.]+\.)?([\w]+)`", r"\1", " ".join(text))
-        body = body.replace("``", "")
-        first = body.split(". ")[0].rstrip(".")
-        out.update({k: first + "." if first else "" for k in keys})
+        body = body.replace("``", "").strip()
+        out.update({k: body for k in keys})
 
     for line in lines[start:]:
         if line and not line[0].isspace():
