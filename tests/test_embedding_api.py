@@ -119,6 +119,16 @@ def test_from_dense_is_the_csr_of_the_nonzeros():
     np.testing.assert_array_equal(got.values, want.values)  # NaN in the same place
 
 
+def test_from_dense_reads_a_dataframes_missing_values_and_names_a_bad_column():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"a": pd.array([1, None, 3], dtype="Int64"), "b": [0.5, 0.0, 2.0]})
+    b = Batch.from_dense(df, [[1], [0], [1]])
+    assert b.indices.tolist() == [0, 1, 0, 0, 1]  # pd.NA kept as NaN: a missing value
+    np.testing.assert_array_equal(b.values, [1.0, 0.5, np.nan, 3.0, 2.0])
+    with pytest.raises(TypeError, match="column 's' \\(object\\)"):
+        Batch.from_dense(pd.DataFrame({"a": [1.0, 2.0], "s": ["x", "y"]}))
+
+
 @pytest.mark.parametrize(("y", "error", "message"), [
     (np.array([[0, 2]]), ValueError, "row 0, label 1: 2 is not 0/1"),
     (np.array([[0.5, 1.0]]), ValueError, "row 0, label 0: 0.5 is not 0/1"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -168,6 +169,17 @@ def test_featurized_stream_keeps_the_protocol(queue_depth: int) -> None:
         assert r.labels.tolist() == [i % 3]
     assert [r.event_id for r in stream] == [r.event_id for r in rows]
     assert stream.seconds > 0
+
+
+@pytest.mark.parametrize(("texts", "message"), [
+    ("hello", "not one str (wrap a single text in a list)"),  # was read as 5 texts
+    (b"hello", "not one bytes"),
+    (["ok", None], "text 1: None is a NoneType, not a str"),
+    (["ok", "fine", 3], "text 2: 3 is a int, not a str"),
+])
+def test_transform_refuses_what_is_not_a_list_of_strings(texts, message) -> None:
+    with pytest.raises(TypeError, match=re.escape(message)):
+        HashingFeaturizer().transform(texts)
 
 
 def test_featurized_stream_worker_errors_reach_the_consumer() -> None:

@@ -227,6 +227,26 @@ def _writable(arr: np.ndarray) -> np.ndarray:
     return arr if arr.flags.writeable else arr.copy()
 
 
+def _numbers(X: Any) -> np.ndarray:
+    """``X`` as float64; a DataFrame's nullable columns (``pd.NA``) give NaN, a missing value.
+    A TypeError names the first column that holds something else."""
+    if hasattr(X, "columns") and hasattr(X, "to_numpy"):  # a pandas DataFrame
+        try:
+            return np.asarray(X.to_numpy(dtype=VALUE_DTYPE, na_value=np.nan))
+        except (TypeError, ValueError):
+            for c in X.columns:
+                try:
+                    X[c].to_numpy(dtype=VALUE_DTYPE, na_value=np.nan)
+                except (TypeError, ValueError) as e:
+                    raise TypeError(f"X must hold numbers only: column {c!r} ({X[c].dtype}): "
+                                    f"{e}") from None
+            raise
+    try:
+        return np.asarray(X, dtype=VALUE_DTYPE)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"X must hold numbers only: {e}") from None
+
+
 @dataclass
 class Batch:
     """Many instances in CSR form (see the module docstring).
@@ -445,10 +465,7 @@ class Batch:
         >>> b.indices.tolist(), b.label_ids.tolist()
         ([0, 2, 2], [0, 0, 1])
         """
-        try:
-            x = np.asarray(X, dtype=VALUE_DTYPE)
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"X must hold numbers only: {e}") from None
+        x = _numbers(X)
         if x.ndim != 2:
             raise ValueError(f"X must be 2-D (rows, features), not of shape {x.shape}")
         mask = x != 0  # NaN too: a missing value is kept for the learner to count

@@ -112,8 +112,8 @@ class Featurizer:
 
     Subclasses set :attr:`spec` (the spec string that rebuilds them with
     :func:`make_featurizer`), :attr:`sparse` and :attr:`feature_names`, and implement
-    :meth:`transform`. ``transform`` must give every text the same row whatever else is in the
-    batch, so that batching is only a matter of speed.
+    ``_transform`` on a checked list of strings. It must give every text the same row whatever
+    else is in the batch, so that batching is only a matter of speed.
     """
 
     spec: str = ""
@@ -121,6 +121,18 @@ class Featurizer:
     feature_names: tuple[str, ...] = ()
 
     def transform(self, texts: Sequence[str]) -> Features:
+        """One feature row per text of ``texts`` (a list of strings: a lone string is refused,
+        as it would be read as one text per character)."""
+        if isinstance(texts, str | bytes):
+            raise TypeError(f"texts must be a sequence of strings, not one {type(texts).__name__}"
+                            " (wrap a single text in a list)")
+        texts = list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"text {i}: {t!r} is a {type(t).__name__}, not a str")
+        return self._transform(texts)
+
+    def _transform(self, texts: list[str]) -> Features:
         raise NotImplementedError
 
     def params(self) -> dict[str, Any]:
@@ -334,7 +346,7 @@ class HashingFeaturizer(Featurizer):
         self.spec = "hashing"
         self.feature_names = tuple(f"hash:{i}" for i in range(self.n_features))
 
-    def transform(self, texts: Sequence[str]) -> Features:
+    def _transform(self, texts: list[str]) -> Features:
         encoded = [t.lower().encode("utf-8") for t in texts]
         doc_ptr = np.zeros(len(encoded) + 1, dtype=np.int64)
         np.cumsum([len(e) for e in encoded], out=doc_ptr[1:])
@@ -471,7 +483,7 @@ class EmbeddingFeaturizer(Featurizer):
         self.dim = int(dim)
         self.feature_names = tuple(f"emb:{i}" for i in range(self.dim))
 
-    def transform(self, texts: Sequence[str]) -> Features:
+    def _transform(self, texts: list[str]) -> Features:
         n = len(texts)
         if n == 0:
             emb = np.zeros((0, self.dim), dtype=VALUE_DTYPE)
