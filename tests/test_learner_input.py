@@ -152,6 +152,23 @@ def test_an_unusable_value_is_refused_and_the_model_kept(name, value, message):
     assert answers(model, probe) == answers(twin, probe)
 
 
+@pytest.mark.parametrize("name", ["mlhat", "ihomer"])
+def test_a_prediction_checks_the_values_of_features_it_does_not_know(name):
+    """As predict_one refuses {"unknown": inf}, predict_many refuses an unusable value in a
+    column beyond the vocabulary (it used to drop the column unread and answer)."""
+    model = fresh(name, n_features=1)
+    bad = Batch.from_dense([[1.0, 0.0], [1.0, np.inf]])
+    for call in (model.predict_many, model.predict_proba_many):
+        with pytest.raises(ValueError, match="row 1 of the batch, feature id 1: inf is not"):
+            call(bad)
+    with pytest.raises(ValueError, match="feature 'zzz': inf is not"):
+        model.predict_one({"x0": 1.0, "zzz": float("inf")})
+    assert len(model.feature_vocab) == 1  # nothing grew
+    with pytest.warns(UserWarning, match="missing feature values"):
+        model.predict_many(Batch.from_dense([[1.0, np.nan]]))
+    assert model.n_missing == 1  # counted once
+
+
 def test_an_event_id_names_the_refused_row():
     data = stream(10, 1)
     values = data.values.copy()

@@ -473,7 +473,8 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
         batch = batch.without_labels()
         known = len(self.feature_vocab)
         if len(batch.indices) and int(batch.indices.max()) >= known:
-            batch.check()  # the layout, before it is read
+            # the layout and the values, all of them, as predict_one checks every value
+            batch = self._checked(batch)
             batch = batch.keep_entries(batch.indices < known)
         return batch
 
@@ -579,9 +580,10 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
         """``{label: {False: 1 - p, True: p}}`` for every known label (river's convention):
         the model's probabilities, which :meth:`predict_one` decodes its answer from (see
         :meth:`predict_proba_many`)."""
+        row = self._row_from_x(x, grow=False)  # bad input is refused, known labels or not
         if self._n_labels == 0:
             return {}
-        scores = self._scores_batch(self._row_from_x(x, grow=False))[0]
+        scores = self._scores_batch(row)[0]
         return {
             name: {False: 1.0 - float(p), True: float(p)}
             for name, p in zip(self.label_vocab.names, scores, strict=False)
@@ -589,9 +591,9 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
 
     def predict_one(self, x: Features) -> dict[Label, bool]:  # type: ignore[override]
         """``{label: bool}`` for every known label."""
+        row = self._row_from_x(x, grow=False)  # bad input is refused, known labels or not
         if self._n_labels == 0:
             return {}
-        row = self._row_from_x(x, grow=False)
         p = self._answered(row, False, self._predict_batch)
         on = set(p.row(0).tolist())
         return {name: (i in on) for i, name in enumerate(self.label_vocab.names)}
