@@ -122,6 +122,12 @@ def _plain_numbers(values: list[object]) -> np.ndarray | None:
     return arr if (np.abs(arr) <= MAX_ABS_VALUE).all() else None
 
 
+def _decimal_key(key: str) -> bool:
+    """Whether ``key`` reads as a feature index under ``feature_keys="auto"`` ("-1" too: a
+    negative index, refused as such, not a feature name)."""
+    return key.isdecimal() or (key[:1] == "-" and key[1:].isdecimal())
+
+
 class EventParser:
     """Turns message bytes into :class:`Event` rows with the model's feature and label ids.
 
@@ -173,6 +179,15 @@ class EventParser:
         if feature_keys not in FEATURE_KEY_MODES:
             raise ValueError(f"feature_keys must be one of {FEATURE_KEY_MODES}, "
                              f"got {feature_keys!r}")
+        if feature_keys == "auto" and n_features is not None:
+            numeric = next((n for n in feature_vocab.names[:n_features]
+                            if isinstance(n, str) and _decimal_key(n)), None)
+            if numeric is not None:
+                # {"1": 1.0} would be read as index 1, not as the feature named "1"
+                raise ValueError(f"the schema has feature names that are numbers ({numeric!r}), "
+                                 "so a features object's keys could be indices or names: set "
+                                 "--feature-keys name (what `ihomer produce --features named` "
+                                 "writes) or --feature-keys index")
         self.feature_vocab = feature_vocab
         self.label_vocab = label_vocab
         self.n_features = n_features
@@ -273,8 +288,7 @@ class EventParser:
             raise Rejected("wrong_type", f"{where}: expected a list or an object, "
                                          f"got {type(raw).__name__}")
         # "-1" reads as an index too (a negative one, refused as such), not as a feature name
-        decimal = self.feature_keys != "name" and all(
-            k.isdecimal() or (k[:1] == "-" and k[1:].isdecimal()) for k in raw)
+        decimal = self.feature_keys != "name" and all(_decimal_key(k) for k in raw)
         by_index = self.feature_keys == "index" or (self.feature_keys == "auto" and decimal)
         if by_index and decimal:
             fast = self._fast_sparse(raw)

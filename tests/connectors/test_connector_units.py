@@ -91,6 +91,26 @@ def test_unknown_feature_policies() -> None:
     assert keys_as_names.parse(b'{"id": "e", "features": {"0": 1}}').indices.tolist() == [3]
 
 
+def test_numeric_feature_names_make_auto_keys_refused(tmp_path: Path) -> None:
+    """With a schema whose feature names are numbers (enron's "0", "00", bibtex's), the key
+    "1" of `ihomer produce --features named` would be read as index 1 under auto: refused at
+    start, and either explicit mode reads the produced rows back exactly."""
+    path = tmp_path / "num.arff"
+    path.write_text("@relation n\n@attribute 10 numeric\n@attribute 20 numeric\n"
+                    "@attribute x numeric\n@attribute y {0,1}\n@data\n1,0,2,1\n0,3,0,0\n")
+    stream = open_stream(path, labels="last:1")
+    learner = make("majority").bind(stream.schema)
+    with pytest.raises(ValueError, match=r"feature names that are numbers \('10'\).*"
+                                         "--feature-keys name"):
+        EventParser(learner.feature_vocab, learner.label_vocab, n_features=3)
+    for form, keys in (("named", "name"), ("sparse", "index")):
+        p = EventParser(learner.feature_vocab, learner.label_vocab, n_features=3,
+                        feature_keys=keys, unknown_features="reject")
+        rows = [p.parse(json.dumps(m).encode()) for _, m in event_messages(stream, form)]
+        assert [r.indices.tolist() for r in rows] == [[0, 2], [1]], form
+        assert [r.values.tolist() for r in rows] == [[1.0, 2.0], [3.0]], form
+
+
 def test_produced_messages_parse_back_to_the_same_rows() -> None:
     stream = open_stream(None)
     learner = make("majority").bind(stream.schema)
