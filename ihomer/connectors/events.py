@@ -100,8 +100,11 @@ def _number(value: object, where: str) -> float:
         raise Rejected("wrong_type", f"{where}: expected a number, got {type(value).__name__}")
     try:
         x = float(value)
-    except OverflowError:
-        raise Rejected("non_finite", f"{where}: {value} does not fit a float") from None
+    except OverflowError:  # an integer of hundreds of digits: finite, beyond any float
+        digits = len(str(abs(int(value))))
+        raise Rejected("out_of_range", f"{where}: an integer of {digits} digits is beyond "
+                       f"±{MAX_ABS_VALUE:g}, the largest magnitude the learners' statistics "
+                       "hold") from None
     if not math.isfinite(x):
         raise Rejected("non_finite", f"{where}: {x} is not finite")
     if abs(x) > MAX_ABS_VALUE:
@@ -229,6 +232,10 @@ class EventParser:
         if not event_id:
             raise Rejected("wrong_type", "field 'id': an empty string names no event")
 
+        for name in ("features", "text", "labels"):
+            if name in record and record[name] is None:  # else read as absent: a full event
+                raise Rejected("wrong_type", f"event {event_id!r}, field {name!r}: null (leave "
+                                             "the field out when there is none)")
         text = record.get("text")
         if text is not None and not isinstance(text, str):
             raise Rejected("wrong_type", f"event {event_id!r}, field 'text': expected a string, "

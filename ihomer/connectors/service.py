@@ -734,6 +734,7 @@ class Service:
 
     def run(self) -> int:
         from kafka import KafkaConsumer, KafkaProducer
+        from kafka.errors import KafkaConfigurationError
 
         cfg = self.cfg
         if cfg.consumer.get("enable_auto_commit"):
@@ -745,10 +746,21 @@ class Service:
             self.log("loading_kernels", learner=cfg.learner)
             self.log("kernels_loaded", seconds=round(self.learner.warm_up(), 3))
         consumer_opts = {**cfg.consumer, "enable_auto_commit": False}
-        self._max_poll_records = int(consumer_opts.get("max_poll_records", 500))
-        self._producer = KafkaProducer(bootstrap_servers=cfg.bootstrap_servers, **cfg.producer)
-        self._consumer = KafkaConsumer(bootstrap_servers=cfg.bootstrap_servers,
-                                       group_id=cfg.group_id, **consumer_opts)
+        polled = consumer_opts.get("max_poll_records", 500)
+        if isinstance(polled, bool) or not isinstance(polled, int) or polled < 1:
+            raise ValueError(f"consumer option max_poll_records must be a positive integer, "
+                             f"not {polled!r}")
+        self._max_poll_records = polled
+        try:
+            self._producer = KafkaProducer(bootstrap_servers=cfg.bootstrap_servers,
+                                           **cfg.producer)
+        except (TypeError, ValueError, KafkaConfigurationError) as e:
+            raise ValueError(f"producer options {cfg.producer}: {e}") from None
+        try:
+            self._consumer = KafkaConsumer(bootstrap_servers=cfg.bootstrap_servers,
+                                           group_id=cfg.group_id, **consumer_opts)
+        except (TypeError, ValueError, KafkaConfigurationError) as e:
+            raise ValueError(f"consumer options {cfg.consumer}: {e}") from None
         if self.metrics is not None:
             self.metrics.serve(cfg.metrics_host, cfg.metrics_port)
         for sig in (signal.SIGTERM, signal.SIGINT):

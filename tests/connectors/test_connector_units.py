@@ -49,6 +49,12 @@ def parser(**kw: object) -> EventParser:
     (b'{"id": "e", "features": [1, Infinity, 3]}', "non_finite"),
     (b'{"id": "e", "features": [1, 1e999, 3]}', "non_finite"),
     (b'{"id": "e", "features": [1, 1e101, 3]}', "out_of_range"),
+    (b'{"id": "e", "features": [1, ' + b"9" * 400 + b', 3]}', "out_of_range"),  # finite
+    (b'{"id": "e", "features": {"a": -' + b"9" * 400 + b'}}', "out_of_range"),
+    # a null field is not an absent one: features: null made a full event a labels-only one
+    (b'{"id": "e", "features": null, "labels": ["x"]}', "wrong_type"),
+    (b'{"id": "e", "features": [1, 2, 3], "labels": null}', "wrong_type"),
+    (b'{"id": "e", "features": [1, 2, 3], "text": null}', "wrong_type"),
     (b'{"id": "e", "features": [1, -2e200, 3]}', "out_of_range"),
     (b'{"id": "e", "features": {"1": 1e101}}', "out_of_range"),
     (b'{"id": "e", "features": {"a": -1e101}}', "out_of_range"),
@@ -307,6 +313,11 @@ def test_serve_refuses_early_and_clearly(tmp_path: Path,
     store.close()
     assert main(["serve", "--learner", "noop", "--checkpoint-dir", ck]) == 2
     assert "written with learner='majority'" in capsys.readouterr().err
+    for bad in ("abc", "0"):  # was int()'s "invalid literal", naming no option
+        assert main(["serve", "--learner", "majority", "--metrics-port", "0",
+                     "--consumer-option", f"max_poll_records={bad}"]) == 2
+        assert "consumer option max_poll_records must be a positive integer" in \
+            capsys.readouterr().err
 
 
 class _Sent:
