@@ -252,7 +252,7 @@ def test_restructure_dip_reads_a_file_and_records_the_seed(tmp_path: Path) -> No
     data = json.loads(out.read_text())
     assert data["seed"] == REPLAY_SEED
     assert data["window"] == 20
-    assert list(data["datasets"]) == ["mine"]
+    assert list(data["datasets"]) == ["mine.arff.gz"]  # a file is named by its file name
 
 
 # --- compare.py -------------------------------------------------------------------------------
