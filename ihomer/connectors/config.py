@@ -153,6 +153,19 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     return {**data, **serve}
 
 
+#: ``IHOMER_*`` variables that are not service settings (the benchmarks' shared folder, the
+#: crash tests' pauses): not reported as unknown.
+OTHER_ENV = frozenset({"IHOMER_SHARED", "IHOMER_DEBUG_PAUSE"})
+
+
+def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The ``IHOMER_*`` variables that name no setting (``IHOMER_GRUOP_ID``): the service
+    logs them at start, as a misspelt variable is otherwise ignored without a word."""
+    env = os.environ if environ is None else environ
+    return sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in OTHER_ENV
+                  and k[len(ENV_PREFIX):].lower() not in _FIELDS)
+
+
 def load_config(
     flags: Mapping[str, Any] | None = None,
     config_file: str | Path | None = None,

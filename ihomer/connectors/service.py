@@ -41,7 +41,7 @@ import numpy as np
 
 from ihomer import __version__
 from ihomer.connectors.checkpoint import CheckpointError, CheckpointStore, supports_state
-from ihomer.connectors.config import ServiceConfig
+from ihomer.connectors.config import ServiceConfig, unknown_environment
 from ihomer.connectors.events import REASONS, Event, EventParser, Rejected
 from ihomer.connectors.metrics import ServiceMetrics, model_stat
 from ihomer.evaluate.metrics import MultiLabelMetrics
@@ -766,6 +766,10 @@ class Service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop_handler)
         self._consumer.subscribe([cfg.input_topic], listener=self._listener())
+        unknown = unknown_environment()
+        if unknown:
+            self.log("unknown_environment", "warning", names=unknown,
+                     detail="IHOMER_* variables that name no setting (misspelt?) are ignored")
         self.log("started", version=__version__, learner=cfg.learner, group_id=cfg.group_id,
                  input_topic=cfg.input_topic, output_topic=cfg.output_topic,
                  dead_letter_topic=cfg.dead_letter_topic,

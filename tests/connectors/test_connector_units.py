@@ -15,7 +15,7 @@ from ihomer.connectors.checkpoint import (
     CheckpointStore,
     supports_state,
 )
-from ihomer.connectors.config import load_config
+from ihomer.connectors.config import load_config, unknown_environment
 from ihomer.connectors.events import EventParser, Rejected
 from ihomer.connectors.producer import event_messages
 from ihomer.learners.base import Vocabulary
@@ -286,6 +286,9 @@ def test_config_precedence(tmp_path: Path) -> None:
         load_config({"grup_id": "x"}, None, {})
     with pytest.raises(ValueError, match="checkpoint_every must be a number"):
         load_config({}, None, {"IHOMER_CHECKPOINT_EVERY": "lots"})
+    # a misspelt variable is reported (the service logs it at start), the bench's are not
+    assert unknown_environment({**env, "IHOMER_GRUOP_ID": "x", "IHOMER_SHARED": "/s",
+                                "PATH": "/bin"}) == ["IHOMER_GRUOP_ID"]
 
 
 def test_a_config_file_reads_its_top_level_and_its_serve_table(tmp_path: Path) -> None:
