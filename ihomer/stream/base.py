@@ -139,9 +139,9 @@ class Schema:
     dropped
         Attributes the reader removed (identifier columns), for the record.
     labels_from
-        How the reader told labels from features (``"xml:emotions.xml"``, ``"meka"`` for a
-        relation's ``-C``, ``"last:45"``, ``"json:tags"``), for the record; empty when the
-        source says it itself (a recording, events).
+        How the reader told labels from features (``"xml:emotions.xml"``, ``"meka (-C 28)"``
+        for a relation's ``-C``, ``"last:45"``, ``"json:tags"``), for the record; a recording
+        keeps its source's, and it is empty where nothing had to tell them apart (events).
     """
 
     feature_names: tuple[Name, ...]
