@@ -295,10 +295,16 @@ def _produce(args: argparse.Namespace) -> int:
     cfg = load_config(flags, getattr(args, "config", None))
     stream = limit_stream(open_stream(source, labels=options.get("labels")),  # type: ignore[arg-type]
                           options.get("limit"))  # type: ignore[arg-type]
-    n, seconds = publish(stream, cfg.input_topic, cfg.bootstrap_servers, cfg.producer,
-                         features=options.get("features", "auto"),
-                         labels=not options.get("no_labels", False),
-                         delay_labels=options.get("delay_labels", 0))
+    from kafka.errors import KafkaError
+
+    try:
+        n, seconds = publish(stream, cfg.input_topic, cfg.bootstrap_servers, cfg.producer,
+                             features=options.get("features", "auto"),
+                             labels=not options.get("no_labels", False),
+                             delay_labels=options.get("delay_labels", 0))
+    except KafkaError as e:  # unreachable brokers, a refused message: one line, as serve
+        print(f"ihomer: error: {e}", file=sys.stderr)
+        return 2
     print(f"{cfg.input_topic}: published {n} messages from {stream.schema.source} in "
           f"{seconds:.2f} s ({n / max(seconds, 1e-9):.0f} msg/s)")
     return 0

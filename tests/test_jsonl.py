@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,48 @@ def test_the_service_events_own_fields_are_found_without_naming_them(tmp_path):
     with pytest.raises(StreamError, match="no text field"):
         read_jsonl(other, labels="json:cats")
     assert read_jsonl(other, labels="json:cats", text_fields=("body",)).data.event_ids == ["1"]
+
+
+# --- files of the Kafka service's feature events ----------------------------------------------
+
+
+@pytest.mark.parametrize(("features", "delay"), [("dense", 0), ("sparse", 0), ("named", 0),
+                                                 ("sparse", 7)])
+def test_produced_events_replay_as_the_stream_they_came_from(tmp_path, features, delay):
+    """What `ihomer produce` writes, saved as JSON lines, reads back to the same rows (delayed
+    labels joined to their events), through the service's own parser."""
+    from ihomer.connectors.producer import event_messages
+    from ihomer.stream.sources import open_stream
+
+    source = open_stream(None)  # the embedded emotions
+    lines = [json.dumps(m) for _, m in event_messages(source, features=features,
+                                                      delay_labels=delay)]
+    stream = read_jsonl(write(tmp_path / "events.jsonl", lines))
+    assert stream.schema.labels_from == "json:labels" and not stream.schema.text
+    if features == "named":
+        assert stream.schema.feature_names == source.schema.feature_names
+    else:
+        assert stream.schema.feature_names[:2] == ("f0", "f1")
+    names = stream.schema.label_names
+    assert len(stream) == len(source)
+    for got, want in zip(stream, source, strict=True):
+        assert got.indices.tolist() == want.indices.tolist()
+        assert got.values.tolist() == want.values.tolist()
+        assert sorted(names[i] for i in got.labels) == sorted(
+            source.schema.label_names[i] for i in want.labels)
+
+
+@pytest.mark.parametrize(("lines", "line", "message"), [
+    (['{"id": "a", "features": [1.0]}'], 1, "event 'a' gets no labels in the file"),
+    (['{"id": "a", "features": [1.0], "labels": []}', '{"id": "b", "labels": ["x"]}'], 2,
+     "labels for event 'b', which no earlier line of the file left waiting"),
+    (['{"id": "a", "features": [1.0]}', '{"id": "a", "labels": ["x"]}',
+      '{"id": "a", "labels": ["y"]}'], 3, "labels for event 'a', which no earlier line"),
+    (['{"id": "a", "features": [1.0], "labels": []}', '{"id": "a", "features": [2.0]}'], 2,
+     "event 'a' occurs twice (first on line 1)"),
+    (['{"id": "a", "features": [1.0, "x"], "labels": []}'], 1,
+     "wrong_type: event 'a', field 'features'[1]: expected a number"),
+])
+def test_a_bad_events_file_names_its_line(tmp_path, lines, line, message):
+    with pytest.raises(StreamError, match=rf"events\.jsonl, line {line}.*{re.escape(message)}"):
+        read_jsonl(write(tmp_path / "events.jsonl", lines))

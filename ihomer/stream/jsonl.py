@@ -58,6 +58,8 @@ def read_jsonl(
     source = str(path)
     text = read_text(path)
     first = _first_record(text, source)
+    if text_fields is None and "features" in first:
+        return _read_events(text, source, labels)
     if labels is None:
         label_field = _auto(first, AUTO_LABELS, "labels", source)
     else:
@@ -125,6 +127,78 @@ def read_jsonl(
     )
     schema = Schema(feature_names=(), label_names=tuple(label_of), source=source, text=True,
                     labels_from=f"json:{label_field}")
+    return InMemoryStream(schema, data)
+
+
+def _read_events(text: str, source: str, labels: str | None) -> InMemoryStream:
+    """A file of the Kafka service's events (``{"id", "features", "labels"}``, one per line),
+    read by the service's own parser, so a file replays as its messages would be served.
+
+    Every event must get its labels in the file: with them, or in a later labels-only line
+    ``{"id", "labels"}`` (joined to its event here; a replay scores every instance at once,
+    whatever the delay). Features given as a list or as ``{index: value}`` are named ``f0``,
+    ``f1``, ... (the names a learner gives ids it has no name for); ``{name: value}`` keep
+    their names.
+    """
+    from ihomer.connectors.events import EventParser, Rejected  # the contract lives there
+    from ihomer.learners.base import Vocabulary
+
+    if labels not in (None, "json:labels"):
+        raise StreamError(source, None, "labels", f"a file of events carries its labels in "
+                          f"'labels' (the event contract), not as {labels!r}")
+    features, label_vocab = Vocabulary(), Vocabulary()
+    parser = EventParser(features, label_vocab, unknown_features="add")
+    rows: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, str | None]] = []
+    where: dict[str, int] = {}  # event id -> its row
+    lines: list[int] = []
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            ev = parser.parse(line.encode("utf-8"))
+        except Rejected as r:
+            raise StreamError(source, number, None, f"{r.reason}: {r.detail}") from None
+        row = where.get(ev.event_id)
+        if ev.indices is None:  # delayed labels
+            if row is None or rows[row][2] is not None:
+                raise StreamError(source, number, "id", f"labels for event {ev.event_id!r}, "
+                                  "which no earlier line of the file left waiting for them")
+            ids = parser.label_ids(ev.label_names or [])
+            rows[row] = (rows[row][0], rows[row][1], ids, rows[row][3])
+            continue
+        if row is not None:
+            raise StreamError(source, number, "id", f"event {ev.event_id!r} occurs twice "
+                              f"(first on line {lines[row]})")
+        where[ev.event_id] = len(rows)
+        lines.append(number)
+        assert ev.values is not None  # an event with features
+        rows.append((ev.indices, ev.values, ev.labels, ev.text))
+    unlabelled = next((i for i, r in enumerate(rows) if r[2] is None), None)
+    if unlabelled is not None:
+        eid = next(e for e, i in where.items() if i == unlabelled)
+        raise StreamError(source, lines[unlabelled], "labels", f"event {eid!r} gets no labels "
+                          "in the file: a replay scores every event (give them, with it or in a "
+                          "later {\"id\", \"labels\"} line)")
+    feats = [r[0] for r in rows]
+    vals = [r[1] for r in rows]
+    labs = [np.asarray(r[2], np.int32) for r in rows]  # every row has its labels now
+
+    def ptr(parts: list[np.ndarray]) -> np.ndarray:
+        out = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum([len(x) for x in parts], out=out[1:])
+        return out
+
+    def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+    width = max([len(features), *(int(f.max()) + 1 for f in feats if len(f))], default=0)
+    names = [*features.names, *(f"f{i}" for i in range(len(features), width))]
+    texts = [r[3] for r in rows]
+    data = Batch(indptr=ptr(feats), indices=cat(feats, np.int32), values=cat(vals, np.float64),
+                 label_indptr=ptr(labs), label_ids=cat(labs, np.int32), event_ids=list(where),
+                 texts=None if all(t is None for t in texts) else [t or "" for t in texts])
+    schema = Schema(feature_names=tuple(names), label_names=tuple(label_vocab.names),
+                    sparse=True, source=source, labels_from="json:labels")
     return InMemoryStream(schema, data)
 
 

@@ -316,6 +316,10 @@ def test_serve_refuses_early_and_clearly(tmp_path: Path,
     store.close()
     assert main(["serve", "--learner", "noop", "--checkpoint-dir", ck]) == 2
     assert "written with learner='majority'" in capsys.readouterr().err
+    # a client's error is one line too (produce printed kafka-python's traceback)
+    assert main(["produce", "--bootstrap-servers", "127.0.0.1:1", "--limit", "1",
+                 "--producer-option", "bogus_setting=1"]) == 2
+    assert "ihomer: error: Unrecognized configs" in capsys.readouterr().err
     for bad in ("abc", "0"):  # was int()'s "invalid literal", naming no option
         assert main(["serve", "--learner", "majority", "--metrics-port", "0",
                      "--consumer-option", f"max_poll_records={bad}"]) == 2
