@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ihomer.stream.arff import read_text
-from ihomer.stream.base import Batch, InMemoryStream, Schema, StreamError
+from ihomer.stream.base import Batch, InMemoryStream, Instance, Schema, StreamError
 from ihomer.stream.labels import parse_label_spec
 
 __all__ = ["read_jsonl"]
@@ -179,24 +179,11 @@ def _read_events(text: str, source: str, labels: str | None) -> InMemoryStream:
         raise StreamError(source, lines[unlabelled], "labels", f"event {eid!r} gets no labels "
                           "in the file: a replay scores every event (give them, with it or in a "
                           "later {\"id\", \"labels\"} line)")
-    feats = [r[0] for r in rows]
-    vals = [r[1] for r in rows]
-    labs = [np.asarray(r[2], np.int32) for r in rows]  # every row has its labels now
-
-    def ptr(parts: list[np.ndarray]) -> np.ndarray:
-        out = np.zeros(len(parts) + 1, dtype=np.int64)
-        np.cumsum([len(x) for x in parts], out=out[1:])
-        return out
-
-    def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
-        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
-
-    width = max([len(features), *(int(f.max()) + 1 for f in feats if len(f))], default=0)
+    width = max([len(features), *(int(r[0].max()) + 1 for r in rows if len(r[0]))], default=0)
     names = [*features.names, *(f"f{i}" for i in range(len(features), width))]
-    texts = [r[3] for r in rows]
-    data = Batch(indptr=ptr(feats), indices=cat(feats, np.int32), values=cat(vals, np.float64),
-                 label_indptr=ptr(labs), label_ids=cat(labs, np.int32), event_ids=list(where),
-                 texts=None if all(t is None for t in texts) else [t or "" for t in texts])
+    data = Batch.from_instances([
+        Instance(indices, values, np.asarray(labels), event_id, None, text)
+        for (indices, values, labels, text), event_id in zip(rows, where, strict=True)])
     schema = Schema(feature_names=tuple(names), label_names=tuple(label_vocab.names),
                     sparse=True, source=source, labels_from="json:labels")
     return InMemoryStream(schema, data)
