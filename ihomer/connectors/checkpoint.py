@@ -46,8 +46,10 @@ from ihomer import __version__
 from ihomer.learners.base import MultiLabelLearner
 
 FORMAT = "ihomer-checkpoint"
-#: Bumped on any change a version-1 reader would misread; older readers refuse newer files.
-VERSION = 1
+#: Bumped on any change an older reader would misread; a reader refuses other versions.
+#: 2: the service's join buffer keeps each waiting event's message, and labels held while a
+#: partition is taken over (see ``ihomer.connectors.service.Service.hand_over``).
+VERSION = 2
 KEEP_GENERATIONS = 2
 _GEN = re.compile(r"^ckpt-(\d{8})\.json$")
 _ARRAY_KEY = "__ndarray__"

@@ -23,7 +23,8 @@ exactly once, while predictions and dead letters of the records after the checkp
 again (at-least-once output).
 
 With several instances in one group, each owns a model trained on the partitions it holds and
-its own checkpoint directory; key events by id so that delayed labels meet their event.
+its own checkpoint directory; key events by id so that delayed labels meet their event. The
+events of a partition still waiting for labels move with it (:meth:`Service.hand_over`).
 """
 
 from __future__ import annotations
@@ -84,8 +85,21 @@ def _debug_pauses() -> dict[str, tuple[float, int]]:
 
 
 @dataclass
+class Record:
+    """What the service keeps of a consumed record: enough to dead-letter it or send it again
+    (kafka-python's ``ConsumerRecord`` has these fields too)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass
 class Pending:
-    """A predicted event waiting for its labels."""
+    """A predicted event waiting for its labels; ``raw`` and ``key`` are its message as it
+    came, sent again to its partition when the partition moves (see :meth:`Service.hand_over`)."""
 
     indices: np.ndarray
     values: np.ndarray
@@ -93,6 +107,27 @@ class Pending:
     text: str | None
     partition: int
     offset: int
+    raw: bytes
+    key: bytes | None
+
+
+def _ptr(lengths: list[int]) -> np.ndarray:
+    out = np.zeros(len(lengths) + 1, dtype=PTR_DTYPE)
+    np.cumsum(lengths, out=out[1:])
+    return out
+
+
+def _pack_bytes(items: list[bytes | None]) -> dict[str, np.ndarray]:
+    """Byte strings (``None`` allowed) as arrays, for the checkpoint's ``.npz``."""
+    return {"ptr": _ptr([len(b or b"") for b in items]),
+            "data": np.frombuffer(b"".join(b or b"" for b in items), dtype=np.uint8).copy(),
+            "present": np.asarray([b is not None for b in items], dtype=bool)}
+
+
+def _unpack_bytes(s: dict[str, np.ndarray]) -> list[bytes | None]:
+    ptr, data = s["ptr"], s["data"].tobytes()
+    return [data[ptr[k]: ptr[k + 1]] if s["present"][k] else None
+            for k in range(len(s["present"]))]
 
 
 class JoinBuffer:
@@ -126,33 +161,83 @@ class JoinBuffer:
     def state(self) -> dict[str, Any]:
         rows = list(self.rows.values())
 
-        def ptr(parts: list[np.ndarray]) -> np.ndarray:
-            out = np.zeros(len(parts) + 1, dtype=PTR_DTYPE)
-            np.cumsum([len(p) for p in parts], out=out[1:])
-            return out
-
         def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
             return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
 
         return {
             "ids": list(self.rows),
-            "indptr": ptr([r.indices for r in rows]),
+            "indptr": _ptr([len(r.indices) for r in rows]),
             "indices": cat([r.indices for r in rows], INDEX_DTYPE),
             "values": cat([r.values for r in rows], VALUE_DTYPE),
-            "pred_indptr": ptr([r.predicted for r in rows]),
+            "pred_indptr": _ptr([len(r.predicted) for r in rows]),
             "pred_ids": cat([r.predicted for r in rows], INDEX_DTYPE),
             "texts": [r.text for r in rows],
             "partitions": np.asarray([r.partition for r in rows], dtype=np.int64),
             "offsets": np.asarray([r.offset for r in rows], dtype=np.int64),
+            "raw": _pack_bytes([r.raw for r in rows]),
+            "keys": _pack_bytes([r.key for r in rows]),
         }
 
     def load(self, s: dict[str, Any]) -> None:
         ip, pp = s["indptr"], s["pred_indptr"]
+        raw, keys = _unpack_bytes(s["raw"]), _unpack_bytes(s["keys"])
         for k, eid in enumerate(s["ids"]):
             self.rows[eid] = Pending(
                 s["indices"][ip[k]: ip[k + 1]], s["values"][ip[k]: ip[k + 1]],
                 s["pred_ids"][pp[k]: pp[k + 1]], s["texts"][k], int(s["partitions"][k]),
-                int(s["offsets"][k]))
+                int(s["offsets"][k]), raw[k] or b"", keys[k])
+
+
+class HeldLabels:
+    """Labels that came for an event not (yet) waiting, while their partition is being taken
+    over: the previous owner's waiting events are sent again to the end of the partition, so
+    labels read before them meet them only there. Oldest first, at most ``capacity``."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.rows: OrderedDict[str, tuple[list[str], Record]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __contains__(self, event_id: str) -> bool:
+        return event_id in self.rows
+
+    def add(self, event_id: str, names: list[str], rec: Record) -> list[tuple[str, Record]]:
+        """Hold the labels of an id not held yet; return ``(id, record)`` of those pushed out
+        to make room."""
+        assert event_id not in self.rows
+        self.rows[event_id] = (names, rec)
+        out = []
+        while len(self.rows) > self.capacity:
+            eid, (_, old) = self.rows.popitem(last=False)
+            out.append((eid, old))
+        return out
+
+    def pop(self, event_id: str) -> tuple[list[str], Record] | None:
+        return self.rows.pop(event_id, None)
+
+    def take(self, topic: str, partition: int) -> list[tuple[str, list[str], Record]]:
+        """Remove and return the labels held for ``partition``, oldest first."""
+        mine = [eid for eid, (_, r) in self.rows.items()
+                if r.topic == topic and r.partition == partition]
+        return [(eid, *self.rows.pop(eid)) for eid in mine]
+
+    def state(self) -> dict[str, Any]:
+        recs = [r for _, r in self.rows.values()]
+        return {"ids": list(self.rows), "labels": [n for n, _ in self.rows.values()],
+                "topics": [r.topic for r in recs],
+                "partitions": np.asarray([r.partition for r in recs], dtype=np.int64),
+                "offsets": np.asarray([r.offset for r in recs], dtype=np.int64),
+                "values": _pack_bytes([r.value for r in recs]),
+                "keys": _pack_bytes([r.key for r in recs])}
+
+    def load(self, s: dict[str, Any]) -> None:
+        values, keys = _unpack_bytes(s["values"]), _unpack_bytes(s["keys"])
+        for k, eid in enumerate(s["ids"]):
+            self.rows[eid] = (list(s["labels"][k]), Record(
+                s["topics"][k], int(s["partitions"][k]), int(s["offsets"][k]), keys[k],
+                values[k] or b""))
 
 
 def _batch(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, str | None]],
@@ -176,6 +261,19 @@ def _batch(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, str | None]],
 
 
 _NO_LABELS = np.zeros(0, dtype=INDEX_DTYPE)
+
+
+def _header(rec: Any, name: str) -> bytes | None:
+    """The value of a record's header ``name`` (``None`` when absent)."""
+    for k, v in getattr(rec, "headers", None) or ():
+        if k == name:
+            return bytes(v) if v is not None else None
+    return None
+
+
+def _unknown(event_id: str) -> str:
+    return (f"labels for event {event_id!r}, which is not waiting for labels (never seen, "
+            f"already learned or evicted from the join buffer)")
 
 
 class Service:
@@ -215,9 +313,15 @@ class Service:
             self.universe = schema.n_labels
         self.quality = MultiLabelMetrics()
         self.join = JoinBuffer(cfg.join_buffer)
+        self.held = HeldLabels(cfg.join_buffer)
+        #: partitions taken over, and the end of each as first fetched after the assignment:
+        #: labels for an event not waiting are held until the service has read that far
+        self.takeover_ends: dict[tuple[str, int], int | None] = {}
         self.positions: dict[tuple[str, int], int] = {}
         self.counters: dict[str, Any] = {"events_in": 0, "predictions": 0, "learned": 0,
-                                         "labels_never_came": 0,
+                                         "labels_never_came": 0, "handed_over": 0,
+                                         "labels_handed_over": 0, "taken_over": 0,
+                                         "labels_held": 0,
                                          "dead_letters": dict.fromkeys(REASONS, 0)}
         self.store: CheckpointStore | None = None
         if cfg.checkpoint_dir:
@@ -249,6 +353,7 @@ class Service:
         self._max_poll_records = 500  # the consumer's (kafka-python's default until run())
         self._send_error: BaseException | None = None
         self._since_checkpoint = 0
+        self._handed = False  # state sent away since the last checkpoint (see hand_over)
         # the positions the last checkpoint written (or loaded) covers: a shutdown right after
         # an interval checkpoint has nothing new to write, only offsets to commit
         self._saved_positions: dict[tuple[str, int], int] | None = (
@@ -287,6 +392,7 @@ class Service:
         st = loaded.state
         self.quality = MultiLabelMetrics.from_state_dict(st["metrics"])
         self.join.load(st["join"])
+        self.held.load(st["held"])
         self.counters.update(st["counters"])
         self.universe = max(self.universe, int(st["universe"]))
         self.positions = {(t, int(p)): int(o) for t, parts in meta["offsets"].items()
@@ -310,20 +416,23 @@ class Service:
         self.counters["ignored_features"] = self.parser.ignored_features
         self.counters["missing_values"] = self.parser.missing_values
         path = None
-        unchanged = self._since_checkpoint == 0 and self._saved_positions == self.positions
+        unchanged = (self._since_checkpoint == 0 and self._saved_positions == self.positions
+                     and not self._handed)
         if self.store is not None and not unchanged:
             meta = {"learner": self.cfg.learner, "params": self.cfg.params, "seed": self.cfg.seed,
                     "featurizer": self.featurizer_spec, "offsets": self._offsets_json(),
                     "events_learned": self.counters["learned"],
                     "input_topic": self.cfg.input_topic, "group_id": self.cfg.group_id}
             state = {"metrics": self.quality.state_dict(), "join": self.join.state(),
-                     "counters": self.counters, "universe": self.universe}
+                     "held": self.held.state(), "counters": self.counters,
+                     "universe": self.universe}
             path = self.store.save(meta, state, self.learner)
             self._saved_positions = dict(self.positions)
             self._pause("commit")
         if commit:
             self._commit()
         self._since_checkpoint = 0
+        self._handed = False
         seconds = time.perf_counter() - t0
         if self.metrics is not None:
             self.metrics.checkpoints.inc()
@@ -364,8 +473,10 @@ class Service:
         self._send_error = exc
 
     def _send(self, topic: str, key: bytes | None, value: bytes,
-              headers: list[tuple[str, bytes]] | None = None) -> None:
-        fut = self._producer.send(topic, key=key, value=value, headers=headers)
+              headers: list[tuple[str, bytes]] | None = None,
+              partition: int | None = None) -> None:
+        fut = self._producer.send(topic, key=key, value=value, headers=headers,
+                                  partition=partition)
         fut.add_errback(self._on_send_error)
 
     def _dead_letter(self, rec: Any, reason: str, detail: str) -> None:
@@ -437,12 +548,23 @@ class Service:
             records = fresh
             if not records:
                 return
+        key = (last.topic, last.partition)
+        if key in self.takeover_ends and self.takeover_ends[key] is None:
+            end = self._end_offset(last.topic, last.partition)
+            if end is None:  # labels are then dead-lettered at once, as before
+                del self.takeover_ends[key]
+            else:
+                self.takeover_ends[key] = end
         kind: str | None = None
         run: list[tuple[Event, Any]] = []
         for rec in records:
             self._at = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
+            handed = _header(rec, "ihomer.handover") == b"event"
             try:
                 ev = self.parser.parse(rec.value)
+                if handed and ev.kind != "predict":
+                    raise Rejected("wrong_type", f"event {ev.event_id!r}: a handed-over event "
+                                                 "carries features and no labels")
             except Rejected as r:
                 self._dead_letter(rec, r.reason, r.detail)
                 continue
@@ -450,15 +572,22 @@ class Service:
                 # not stop the partition for good (each restart would die on it again)
                 self._dead_letter(rec, "unreadable", f"the parser failed on it: {e!r}"[:500])
                 continue
-            if ev.kind != kind and run:
+            ev_kind = "handover" if handed else ev.kind
+            if ev_kind != kind and run:
                 self._flush(kind, run, t_poll)  # type: ignore[arg-type]
                 run = []
-            kind = ev.kind
+            kind = ev_kind
             run.append((ev, rec))
         if run:
             self._flush(kind, run, t_poll)  # type: ignore[arg-type]
         self._at = None
-        self.positions[(last.topic, last.partition)] = last.offset + 1
+        self.positions[key] = last.offset + 1
+        end = self.takeover_ends.get(key)
+        if end is not None and last.offset + 1 >= end:
+            # caught up with what the previous owner sent: labels still held have no event
+            del self.takeover_ends[key]
+            for eid, _, held in self.held.take(*key):
+                self._dead_letter(held, "unknown_event", _unknown(eid))
         self.counters["events_in"] += len(records)
         self._since_checkpoint += len(records)
         if self.metrics is not None:
@@ -477,6 +606,19 @@ class Service:
             e.indices = x.indices[ptr[k]: ptr[k + 1]]
             e.values = x.values[ptr[k]: ptr[k + 1]]
 
+    def _end_offset(self, topic: str, partition: int) -> int | None:
+        """The partition's end offset as the consumer knows it (``None``: not known)."""
+        from kafka import TopicPartition
+
+        tp = TopicPartition(topic, partition)
+        end = self._consumer.highwater(tp)
+        if end is None:
+            try:
+                end = self._consumer.end_offsets([tp]).get(tp)
+            except Exception as e:
+                self.log("end_offset_unknown", "warning", partition=partition, error=repr(e))
+        return end
+
     def _flush(self, kind: str, run: list[tuple[Event, Any]], t_poll: float) -> None:
         if kind != "labels":
             self._featurize([e for e, _ in run])
@@ -484,6 +626,8 @@ class Service:
             self._test_then_train(run, t_poll)
         elif kind == "predict":
             self._predict(run, t_poll)
+        elif kind == "handover":
+            self._take_over(run)
         else:
             self._join(run)
 
@@ -525,24 +669,65 @@ class Service:
         pred = self._timed(hist, self.learner.predict_many, batch)
         version = self.counters["learned"]
         self._emit(events, [r for _, r in keep], pred, [version] * len(events), False, t_poll)
-        for i, (ev, rec) in enumerate(keep):
+        self._wait([(ev, rec, pred.row(i).copy()) for i, (ev, rec) in enumerate(keep)])
+
+    def _take_over(self, run: list[tuple[Event, Any]]) -> None:
+        """Events another instance predicted and sent back to their partition when it moved
+        (:meth:`hand_over`): they wait for their labels here, with that prediction, and are
+        not answered again. One already waiting (sent again by an instance that crashed after
+        handing it over) is skipped."""
+        rows = []
+        for ev, rec in run:
+            if ev.event_id in self.join:
+                self.log("handover_known", "debug", id=ev.event_id, offset=rec.offset)
+                continue
+            try:
+                names = json.loads(_header(rec, "ihomer.predicted") or b"[]")
+                if not isinstance(names, list) or not all(
+                        isinstance(x, str | int) and not isinstance(x, bool) for x in names):
+                    raise ValueError("not a list of label names")
+            except ValueError as e:
+                self._dead_letter(rec, "wrong_type", f"event {ev.event_id!r}: header "
+                                  f"'ihomer.predicted' is not a JSON list of label names ({e})")
+                continue
+            rows.append((ev, rec, self.parser.label_ids(names)))
+        self.counters["taken_over"] += len(rows)
+        self._wait(rows)
+
+    def _wait(self, rows: list[tuple[Event, Any, np.ndarray]]) -> None:
+        """Predicted events join the buffer until their labels come; labels already held for
+        one of them are joined now."""
+        for ev, rec, predicted in rows:
             evicted = self.join.add(ev.event_id, Pending(
-                ev.indices, ev.values, pred.row(i).copy(), ev.text, rec.partition,  # type: ignore[arg-type]
-                rec.offset))
+                ev.indices, ev.values, predicted, ev.text, rec.partition,  # type: ignore[arg-type]
+                rec.offset, rec.value, rec.key))
             if evicted:
                 self.counters["labels_never_came"] += len(evicted)
                 if self.metrics is not None:
                     self.metrics.labels_missing.inc(len(evicted))
                 self.log("labels_never_came", "debug", ids=evicted)
+        found: list[tuple[Event, Any]] = []
+        for ev, _, _ in rows:
+            got = self.held.pop(ev.event_id)
+            if got is not None:
+                found.append((Event(ev.event_id, None, None, None, label_names=got[0]), got[1]))
+        if found:
+            self._join(found)
 
     def _join(self, run: list[tuple[Event, Any]]) -> None:
         rows, ids, preds = [], [], []
         for ev, rec in run:
             p = self.join.pop(ev.event_id)
             if p is None:
-                self._dead_letter(rec, "unknown_event", f"labels for event {ev.event_id!r}, which "
-                                  f"is not waiting for labels (never seen, already learned or "
-                                  f"evicted from the join buffer)")
+                end = self.takeover_ends.get((rec.topic, rec.partition))
+                held = ev.event_id in self.held  # labels twice before their event: the 2nd goes
+                if end is not None and rec.offset < end and not held:  # its event may yet come
+                    self.counters["labels_held"] += 1
+                    kept = Record(rec.topic, rec.partition, rec.offset, rec.key, rec.value)
+                    for eid, out in self.held.add(ev.event_id, ev.label_names or [], kept):
+                        self._dead_letter(out, "unknown_event", _unknown(eid))
+                else:
+                    self._dead_letter(rec, "unknown_event", _unknown(ev.event_id))
                 continue
             rows.append((p.indices, p.values, self.parser.label_ids(ev.label_names or []),
                          p.text))
@@ -556,50 +741,91 @@ class Service:
         self._score(batch.label_indptr, batch.label_ids, Predictions.from_rows(preds))
         self._learned(len(rows))
 
+    def hand_over(self, parts: Any) -> None:
+        """Send the join state of partitions this instance gives up back to them, for their
+        next owner: each event waiting for labels goes to the end of its partition as it came
+        (key and bytes), headed ``ihomer.handover: event`` with the labels it was answered
+        with (``ihomer.predicted``), so the next owner waits for its labels without answering
+        it again; held labels go back too (``ihomer.handover: labels``). The next owner holds
+        labels it reads before their event until it has read what was in the partition when
+        it took it over (:meth:`process`). The caller checkpoints and commits after this."""
+        names = self.learner.label_vocab.names
+        events = labels = 0
+        for tp in parts:
+            self.takeover_ends.pop((tp.topic, tp.partition), None)
+            if tp.topic == self.cfg.input_topic:
+                mine = [eid for eid, row in self.join.rows.items() if row.partition == tp.partition]
+                for eid in mine:
+                    row = self.join.rows.pop(eid)
+                    predicted = json.dumps([names[j] for j in row.predicted.tolist()]).encode()
+                    self._send(tp.topic, row.key, row.raw, [
+                        ("ihomer.handover", b"event"), ("ihomer.predicted", predicted),
+                        ("ihomer.source.partition", str(row.partition).encode()),
+                        ("ihomer.source.offset", str(row.offset).encode())],
+                        partition=tp.partition)
+                events += len(mine)
+            for _, _, rec in self.held.take(tp.topic, tp.partition):
+                self._send(rec.topic, rec.key, rec.value, [("ihomer.handover", b"labels")],
+                           partition=rec.partition)
+                labels += 1
+        if events or labels:
+            self._handed = True
+            self.counters["handed_over"] += events
+            self.counters["labels_handed_over"] += labels
+            self.log("handed_over", partitions=sorted(tp.partition for tp in parts),
+                     events=events, labels=labels)
+
     def _learned(self, n: int) -> None:
         self.counters["learned"] += n
         if self.metrics is not None:
             self.metrics.learned.inc(n)
 
     # ------------------------------------------------------------------ consumer loop
+    def _revoked(self, parts: Any) -> dict[Any, Any]:
+        """Partitions leave this instance (a rebalance, or closing): hand their join state
+        over, checkpoint, and return the offsets to commit for them."""
+        # After a failure the model may hold part of a batch whose offsets were not
+        # recorded: checkpointing it would re-learn that part after the restart.
+        offsets: dict[Any, Any] = {}
+        if parts and not self._failed:
+            try:
+                self.hand_over(parts)
+                if self._since_checkpoint or self._handed:
+                    self.checkpoint("revoked", commit=False)
+                offsets = self._offsets()
+            except Exception as e:  # a failed checkpoint is retried; crash-safe anyway
+                self.log("checkpoint_failed", "error", error=repr(e))
+        self.log("partitions_revoked", partitions=sorted(tp.partition for tp in parts))
+        return offsets
+
+    def _assigned(self, parts: Any) -> None:
+        for tp in parts:  # its end is read with its first records (see process)
+            self.takeover_ends[(tp.topic, tp.partition)] = None
+        covered = {tp.partition: self.positions[(tp.topic, tp.partition)]
+                   for tp in parts if (tp.topic, tp.partition) in self.positions}
+        self.log("partitions_assigned", partitions=sorted(tp.partition for tp in parts),
+                 covered=covered)
+
     def _listener(self) -> Any:
-        """The rebalance listener: a revoke checkpoints and commits before the partitions
-        move, so their next owner starts where this model stopped.
+        """The rebalance listener: a revoke hands the partitions' join state over,
+        checkpoints and commits before the partitions move, so their next owner starts where
+        this model stopped (:meth:`_revoked`).
 
         kafka-python 3 calls listeners on its IO loop, where a blocking ``commit`` is refused
         ("Cannot block on net.run() from the IO thread"); there the listener is async and
         awaits ``commit_async``. Before, every revoke's commit failed under kafka-python 3,
         and the next owner re-learned the partition from the last interval commit. An
-        assignment only logs: the consumer starts at the group's committed offset, and
-        :meth:`process` skips what this model's checkpoint already covers."""
+        assignment only logs and opens the takeover window (see :meth:`hand_over`): the
+        consumer starts at the group's committed offset, and :meth:`process` skips what this
+        model's checkpoint already covers."""
         import kafka
 
         service = self
 
-        def revoked(parts: Any) -> dict[Any, Any]:
-            # After a failure the model may hold part of a batch whose offsets were not
-            # recorded: checkpointing it would re-learn that part after the restart.
-            offsets: dict[Any, Any] = {}
-            if parts and not service._failed:
-                try:
-                    if service._since_checkpoint:
-                        service.checkpoint("revoked", commit=False)
-                    offsets = service._offsets()
-                except Exception as e:  # a failed checkpoint is retried; crash-safe anyway
-                    service.log("checkpoint_failed", "error", error=repr(e))
-            service.log("partitions_revoked", partitions=sorted(tp.partition for tp in parts))
-            return offsets
-
-        def assigned(parts: Any) -> None:
-            covered = {tp.partition: service.positions[(tp.topic, tp.partition)]
-                       for tp in parts if (tp.topic, tp.partition) in service.positions}
-            service.log("partitions_assigned", partitions=sorted(tp.partition for tp in parts),
-                        covered=covered)
-
         if hasattr(kafka, "AsyncConsumerRebalanceListener"):  # kafka-python 3
             class AsyncListener(kafka.AsyncConsumerRebalanceListener):
                 async def on_partitions_revoked(self, parts: Any) -> None:
-                    offsets = revoked(parts)
+                    offsets = service._revoked(parts)
                     if offsets:
                         try:
                             await service._consumer.commit_async(offsets)
@@ -607,17 +833,17 @@ class Service:
                             service.log("commit_failed", "warning", error=repr(e))
 
                 async def on_partitions_assigned(self, parts: Any) -> None:
-                    assigned(parts)
+                    service._assigned(parts)
 
             return AsyncListener()
 
         class Listener(kafka.ConsumerRebalanceListener):
             def on_partitions_revoked(self, parts: Any) -> None:
-                if revoked(parts):
+                if service._revoked(parts):
                     service._commit()
 
             def on_partitions_assigned(self, parts: Any) -> None:
-                assigned(parts)
+                service._assigned(parts)
 
         return Listener()
 
@@ -697,7 +923,8 @@ class Service:
         """Counters, prequential metrics and model statistics, as logged at shutdown."""
         return {**self.counters, "ignored_features": self.parser.ignored_features,
                 "missing_values": self.parser.missing_values,
-                "join_buffer": len(self.join), "metrics": self.quality.get(),
+                "join_buffer": len(self.join), "held_labels": len(self.held),
+                "metrics": self.quality.get(),
                 "model": {k: model_stat(self.learner, k) for k in ("clusters", "restructures",
                                                                    "drifts")}}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 import urllib.request
 from pathlib import Path
@@ -124,6 +125,49 @@ def test_a_partition_moves_between_instances_and_is_learned_once(broker: Broker,
     assert sum(learned) == 140, learned
 
 
+def test_events_waiting_for_labels_move_with_their_partition(broker: Broker,
+                                                            start_service: Any,
+                                                            tmp_path: Path) -> None:
+    # Before, a partition that moved (here: its owner stopped, another took it over) left
+    # its events waiting for delayed labels behind, and the labels that came later were
+    # dead-lettered by the next owner. Now the waiting events go back to the partition, and
+    # the next owner learns them; labels it reads before them are held until they come.
+    topics = broker.topics(1, "handover")
+    group = f"g-{topics[0]}"
+    ids = [f"w{i}" for i in range(20)]
+    send_raw(broker, topics[0], [event(e) for e in ids])  # predict only: they wait
+    # a pauses after its first batch, long enough for the labels of half the events to be
+    # written behind the events it read; it stops without reading them
+    a = start_service(broker.bootstrap, topics, "--learner", "majority", "--checkpoint-dir",
+                      str(tmp_path / "a"), "--consumer-option", "max_poll_records=20",
+                      group=group,
+                      env={"IHOMER_DEBUG_PAUSE": "batch:6@1"})
+    a.wait_for(lambda r: r["event"] == "debug_pause", 120, "a's first batch")
+    send_raw(broker, topics[0], [(e.encode(), json.dumps({"id": e, "labels": ["happy"]})
+                                  .encode()) for e in ids[:10]])
+    a.proc.send_signal(signal.SIGTERM)
+    assert a.wait(60) == 0
+    a_stopped = a.wait_for(lambda r: r["event"] == "stopped", 1)
+    assert a_stopped["handed_over"] >= 1 and a_stopped["join_buffer"] == 0
+    assert a_stopped["learned"] == 0 and a_stopped["dead_letters"]["unknown_event"] == 0
+
+    # the other labels come after the moved events
+    send_raw(broker, topics[0], [(e.encode(), json.dumps({"id": e, "labels": ["sad"]})
+                                  .encode()) for e in ids[10:]])
+    b = start_service(broker.bootstrap, topics, "--learner", "majority", "--checkpoint-dir",
+                      str(tmp_path / "b"), "--idle-exit", "3", group=group)
+    assert b.wait(120) == 0
+    b_stopped = b.wait_for(lambda r: r["event"] == "stopped", 1)
+    assert b_stopped["learned"] == 20, b_stopped
+    assert b_stopped["taken_over"] == a_stopped["handed_over"]
+    assert b_stopped["dead_letters"]["unknown_event"] == 0
+    assert b_stopped["join_buffer"] == b_stopped["held_labels"] == 0
+    out = broker.read(topics[1], 0, timeout=5, until=lambda got: False)
+    answered = [json.loads(r.value)["id"] for r in out]
+    assert sorted(answered) == sorted(ids)  # each answered once, by a or by b
+    assert broker.read(topics[2], 0, timeout=2, until=lambda got: False) == []
+
+
 def test_poison_messages_go_to_the_dead_letter_topic(broker: Broker, start_service: Any,
                                                      tmp_path: Path) -> None:
     topics = broker.topics(1, "poison")
@@ -201,6 +245,11 @@ def test_poison_messages_go_to_the_dead_letter_topic(broker: Broker, start_servi
     svc.stop()  # SIGTERM: checkpoint, commit, close
     assert svc.proc.returncode == 0
     stopped = svc.wait_for(lambda r: r["event"] == "stopped", 1)
-    assert stopped["dead_letters"]["wrong_type"] == 3 and stopped["join_buffer"] == 1
+    assert stopped["dead_letters"]["wrong_type"] == 3
+    # p1, still waiting for its labels, went back to its partition for the next owner
+    assert stopped["join_buffer"] == 0 and stopped["handed_over"] == 1
+    moved = broker.read(topics[0], len(msgs) + 1)[len(msgs):]
+    assert [(dict(r.headers)["ihomer.handover"], json.loads(r.value)["id"]) for r in moved] == [
+        (b"event", "p1")]
     assert stopped["missing_values"] == 2
     assert svc.wait_for(lambda r: r["event"] == "checkpoint", 1)["reason"] == "shutdown"
