@@ -37,6 +37,10 @@ def model_stat(learner: Any, key: str) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
+#: The service's counters of join state moved with partitions (``ihomer_handover{count}``).
+HANDOVER_COUNTS = ("handed_over", "labels_handed_over", "taken_over", "labels_held")
+
+
 class ServiceMetrics:
     """Every series the service exports, plus the HTTP server that serves them."""
 
@@ -63,6 +67,13 @@ class ServiceMetrics:
                                     registry=r)
         self.pending = Gauge("ihomer_join_buffer_events", "Events waiting for their labels",
                              registry=r)
+        self.held = Gauge("ihomer_held_labels",
+                          "Labels held for an event a partition's previous owner may hand over",
+                          registry=r)
+        self.handover = Gauge("ihomer_handover", "Join state moved with partitions, so far",
+                              ["count"], registry=r)
+        for name in HANDOVER_COUNTS:
+            self.handover.labels(name)
         self.lag = Gauge("ihomer_consumer_lag", "High watermark minus position",
                          ["topic", "partition"], registry=r)
         self.learn_seconds = Histogram("ihomer_learn_seconds", "Learner call per batch",

@@ -44,7 +44,7 @@ from ihomer import __version__
 from ihomer.connectors.checkpoint import CheckpointError, CheckpointStore, supports_state
 from ihomer.connectors.config import ServiceConfig, unknown_environment
 from ihomer.connectors.events import REASONS, Event, EventParser, Rejected
-from ihomer.connectors.metrics import ServiceMetrics, model_stat
+from ihomer.connectors.metrics import HANDOVER_COUNTS, ServiceMetrics, model_stat
 from ihomer.evaluate.metrics import MultiLabelMetrics
 from ihomer.learners.base import MultiLabelLearner, Predictions
 from ihomer.learners.registry import make
@@ -677,10 +677,12 @@ class Service:
         not answered again. One already waiting (sent again by an instance that crashed after
         handing it over) is skipped."""
         rows = []
+        seen: set[str] = set()
         for ev, rec in run:
-            if ev.event_id in self.join:
+            if ev.event_id in self.join or ev.event_id in seen:
                 self.log("handover_known", "debug", id=ev.event_id, offset=rec.offset)
                 continue
+            seen.add(ev.event_id)
             try:
                 names = json.loads(_header(rec, "ihomer.predicted") or b"[]")
                 if not isinstance(names, list) or not all(
@@ -914,6 +916,9 @@ class Service:
             if lag is not None:
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
         self.metrics.pending.set(len(self.join))
+        self.metrics.held.set(len(self.held))
+        for name in HANDOVER_COUNTS:
+            self.metrics.handover.labels(name).set(self.counters[name])
         self.metrics.ignored_features.set(self.parser.ignored_features)
         self.metrics.missing_values.set(self.parser.missing_values)
         self.metrics.model_version.set(self.counters["learned"])

@@ -241,6 +241,10 @@ def test_poison_messages_go_to_the_dead_letter_topic(broker: Broker, start_servi
     assert 'ihomer_prequential{metric="micro_f1"}' in text
     assert 'ihomer_model{stat="drifts"} 0.0' in text
     assert "ihomer_missing_values 2.0" in text
+    # the ghost's labels were read during the takeover (the service's first assignment): held
+    # until it had read what the partition held, then dead-lettered
+    assert 'ihomer_handover{count="labels_held"} 1.0' in text
+    assert "ihomer_held_labels 0.0" in text
 
     svc.stop()  # SIGTERM: checkpoint, commit, close
     assert svc.proc.returncode == 0
