@@ -377,3 +377,35 @@ def test_the_count_of_missing_values_survives_a_checkpoint(name):
     assert back.n_missing == 3
     del state["n_missing"]  # a state saved before the count existed
     assert type(model).from_state_dict(state).n_missing == 0
+
+
+_ROW = st.tuples(st.lists(st.integers(0, 50), max_size=6, unique=True),
+                 st.lists(st.integers(0, 9), max_size=4, unique=True),
+                 st.one_of(st.none(), st.text(max_size=5)),
+                 st.one_of(st.none(), st.integers(0, 99)))
+
+
+@given(st.lists(_ROW, max_size=8))
+def test_batch_from_rows_keeps_every_row(rows: list) -> None:
+    # the one constructor behind Batch.from_instances and the Kafka service's batches
+    from ihomer.stream.base import INDEX_DTYPE, VALUE_DTYPE
+
+    feats = [np.asarray(sorted(f), dtype=INDEX_DTYPE) for f, _, _, _ in rows]
+    vals = [np.arange(1, len(f) + 1, dtype=VALUE_DTYPE) for f in feats]
+    labels = [np.asarray(sorted(y), dtype=INDEX_DTYPE) for _, y, _, _ in rows]
+    texts = [t for _, _, t, _ in rows]
+    times = [t for _, _, _, t in rows]
+    b = Batch.from_rows(feats, vals, labels, event_ids=[f"e{k}" for k in range(len(rows))],
+                        event_times=times, texts=texts)
+    assert len(b) == len(rows)
+    for k in range(len(rows)):
+        a, z = b.indptr[k], b.indptr[k + 1]
+        assert b.indices[a:z].tolist() == feats[k].tolist()
+        assert b.values[a:z].tolist() == vals[k].tolist()
+        assert b.label_ids[b.label_indptr[k]: b.label_indptr[k + 1]].tolist() == labels[k].tolist()
+    assert b.event_ids == ([f"e{k}" for k in range(len(rows))] if rows else None)
+    # a column of nothing but None is left out; else a missing text reads as ""
+    assert b.texts == (None if all(t is None for t in texts) else [t or "" for t in texts])
+    assert (b.event_times is None) == all(t is None for t in times)
+    if b.event_times is not None:
+        assert b.event_times.tolist() == [-1 if t is None else t for t in times]

@@ -240,26 +240,6 @@ class HeldLabels:
                 values[k] or b""))
 
 
-def _batch(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, str | None]],
-           ids: list[str]) -> Batch:
-    """A CSR batch from ``(indices, values, label_ids, text)`` rows."""
-    n = len(rows)
-    indptr = np.zeros(n + 1, dtype=PTR_DTYPE)
-    label_indptr = np.zeros(n + 1, dtype=PTR_DTYPE)
-    np.cumsum([len(r[0]) for r in rows], out=indptr[1:])
-    np.cumsum([len(r[2]) for r in rows], out=label_indptr[1:])
-    texts = [r[3] for r in rows]
-    return Batch(
-        indptr=indptr,
-        indices=np.concatenate([r[0] for r in rows]) if n else np.zeros(0, INDEX_DTYPE),
-        values=np.concatenate([r[1] for r in rows]) if n else np.zeros(0, VALUE_DTYPE),
-        label_indptr=label_indptr,
-        label_ids=np.concatenate([r[2] for r in rows]) if n else np.zeros(0, INDEX_DTYPE),
-        event_ids=ids,
-        texts=None if all(t is None for t in texts) else [t or "" for t in texts],
-    )
-
-
 _NO_LABELS = np.zeros(0, dtype=INDEX_DTYPE)
 
 
@@ -640,8 +620,10 @@ class Service:
 
     def _test_then_train(self, run: list[tuple[Event, Any]], t_poll: float) -> None:
         events = [e for e, _ in run]
-        batch = _batch([(e.indices, e.values, e.labels, e.text) for e in events],  # type: ignore[misc]
-                       [e.event_id for e in events])
+        batch = Batch.from_rows([e.indices for e in events], [e.values for e in events],  # type: ignore[misc]
+                                [e.labels for e in events],  # type: ignore[misc]
+                                event_ids=[e.event_id for e in events],
+                                texts=[e.text for e in events])
         hist = self.metrics.predict_seconds if self.metrics else None
         pred = self._timed(hist, self.learner.test_then_train_many, batch)
         self._score(batch.label_indptr, batch.label_ids, pred)
@@ -663,8 +645,9 @@ class Service:
         if not keep:
             return
         events = [e for e, _ in keep]
-        batch = _batch([(e.indices, e.values, _NO_LABELS, e.text) for e in events],  # type: ignore[misc]
-                       [e.event_id for e in events])
+        batch = Batch.from_rows([e.indices for e in events], [e.values for e in events],  # type: ignore[misc]
+                                [_NO_LABELS] * len(events), event_ids=[e.event_id for e in events],
+                                texts=[e.text for e in events])
         hist = self.metrics.predict_seconds if self.metrics else None
         pred = self._timed(hist, self.learner.predict_many, batch)
         version = self.counters["learned"]
@@ -717,7 +700,8 @@ class Service:
             self._join(found)
 
     def _join(self, run: list[tuple[Event, Any]]) -> None:
-        rows, ids, preds = [], [], []
+        rows: list[tuple[Pending, np.ndarray]] = []
+        ids, preds = [], []
         for ev, rec in run:
             p = self.join.pop(ev.event_id)
             if p is None:
@@ -731,13 +715,14 @@ class Service:
                 else:
                     self._dead_letter(rec, "unknown_event", _unknown(ev.event_id))
                 continue
-            rows.append((p.indices, p.values, self.parser.label_ids(ev.label_names or []),
-                         p.text))
+            rows.append((p, self.parser.label_ids(ev.label_names or [])))
             ids.append(ev.event_id)
             preds.append(p.predicted)
         if not rows:
             return
-        batch = _batch(rows, ids)
+        batch = Batch.from_rows([p.indices for p, _ in rows], [p.values for p, _ in rows],
+                                [y for _, y in rows], event_ids=ids,
+                                texts=[p.text for p, _ in rows])
         hist = self.metrics.learn_seconds if self.metrics else None
         self._timed(hist, self.learner.learn_many, batch)
         self._score(batch.label_indptr, batch.label_ids, Predictions.from_rows(preds))

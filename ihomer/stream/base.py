@@ -396,30 +396,42 @@ class Batch:
 
     @classmethod
     def from_instances(cls, rows: Sequence[Instance]) -> Batch:
-        n = len(rows)
-        indptr = np.zeros(n + 1, dtype=PTR_DTYPE)
-        label_indptr = np.zeros(n + 1, dtype=PTR_DTYPE)
-        for i, r in enumerate(rows):
-            indptr[i + 1] = indptr[i] + len(r.indices)
-            label_indptr[i + 1] = label_indptr[i] + len(r.labels)
+        return cls.from_rows([r.indices for r in rows], [r.values for r in rows],
+                             [r.labels for r in rows], event_ids=[r.event_id for r in rows],
+                             event_times=[r.event_time for r in rows],
+                             texts=[r.text for r in rows])
 
-        def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
-            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+    @classmethod
+    def from_rows(cls, indices: Sequence[np.ndarray], values: Sequence[np.ndarray],
+                  labels: Sequence[np.ndarray], *,
+                  event_ids: Sequence[str | int | None] | None = None,
+                  event_times: Sequence[int | None] | None = None,
+                  texts: Sequence[str | None] | None = None) -> Batch:
+        """A batch from per-row arrays (feature ids, their values, label ids) and optional
+        per-row ids, times and texts; a column whose rows are all ``None`` is left out."""
 
-        ids = [r.event_id for r in rows]
-        times = [r.event_time for r in rows]
-        texts = [r.text for r in rows]
+        def ptr(parts: Sequence[np.ndarray]) -> np.ndarray:
+            out = np.zeros(len(parts) + 1, dtype=PTR_DTYPE)
+            np.cumsum([len(p) for p in parts], out=out[1:])
+            return out
+
+        def cat(parts: Sequence[np.ndarray], dtype: Any) -> np.ndarray:
+            return (np.concatenate(parts).astype(dtype, copy=False) if len(parts)
+                    else np.zeros(0, dtype))
+
+        def given(col: Sequence[Any] | None) -> bool:
+            return col is not None and any(x is not None for x in col)
+
         return cls(
-            indptr=indptr,
-            indices=cat([r.indices for r in rows], INDEX_DTYPE),
-            values=cat([r.values for r in rows], VALUE_DTYPE),
-            label_indptr=label_indptr,
-            label_ids=cat([r.labels for r in rows], INDEX_DTYPE),
-            event_ids=None if all(e is None for e in ids) else [str(e) for e in ids],
-            event_times=None
-            if all(t is None for t in times)
-            else np.array([-1 if t is None else t for t in times], dtype=np.int64),
-            texts=None if all(t is None for t in texts) else [t or "" for t in texts],
+            indptr=ptr(indices),
+            indices=cat(indices, INDEX_DTYPE),
+            values=cat(values, VALUE_DTYPE),
+            label_indptr=ptr(labels),
+            label_ids=cat(labels, INDEX_DTYPE),
+            event_ids=[str(e) for e in event_ids] if given(event_ids) else None,  # type: ignore[union-attr]
+            event_times=np.array([-1 if t is None else t for t in event_times],  # type: ignore[union-attr]
+                                 dtype=np.int64) if given(event_times) else None,
+            texts=[t or "" for t in texts] if given(texts) else None,  # type: ignore[union-attr]
         )
 
     def check_values(self, feature_names: Sequence[Name], where: str,
