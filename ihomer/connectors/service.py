@@ -422,11 +422,22 @@ class Service:
                  seconds=round(seconds, 4))
 
     def _offsets(self) -> dict[Any, Any]:
-        """The offsets of the partitions held, as the consumer commits them."""
+        """The offsets to commit for the partitions held: this model's position, held back to
+        the earliest record still kept for later (an event waiting for its labels, labels held
+        for their event). Should this instance die without handing them over, the partition's
+        next owner reads them again (their events are answered again: at-least-once) instead
+        of dead-lettering the labels that come for them. This model skips what its own
+        checkpoint covers (:meth:`process`), so it learns nothing twice."""
         from kafka import OffsetAndMetadata, TopicPartition
 
+        kept: dict[tuple[str, int], int] = {}
+        records = [((self.cfg.input_topic, r.partition), r.offset) for r in self.join.rows.values()]
+        records += [((r.topic, r.partition), r.offset) for _, r in self.held.rows.values()]
+        for key, offset in records:
+            if offset < kept.get(key, offset + 1):
+                kept[key] = offset
         owned = self._consumer.assignment()
-        return {TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+        return {TopicPartition(t, p): OffsetAndMetadata(min(o, kept.get((t, p), o)), "", -1)
                 for (t, p), o in self.positions.items() if TopicPartition(t, p) in owned}
 
     def _commit(self) -> None:

@@ -560,7 +560,11 @@ def test_waiting_events_move_with_their_partition(tmp_path: Path) -> None:
                 for t, _, v, _ in a._producer.sent if t == "out"}
     assert answered == {"t": [], "e1": ["x"], "e2": ["x"], "e3": ["x"]}
     n_out = len(a._producer.sent)
-    assert a._revoked([p0])[p0].offset == 3  # checkpointed, then committed
+    # commits are held back to the earliest waiting event: should a die, the next owner of
+    # its partitions reads the waiting events again instead of dead-lettering their labels
+    assert {tp.partition: o.offset for tp, o in a._offsets().items()} == {0: 1, 1: 0}
+    revoked = a._revoked([p0])  # hands p0's waiting events over, checkpoints: commit all
+    assert revoked[p0].offset == 3 and revoked[p1].offset == 0
     moved = a._producer.sent[n_out:]
     assert [(t, json.loads(v)["id"], h["ihomer.handover"], h["ihomer.predicted"])
             for t, _, v, h in moved] == [("in", "e1", b"event", b'["x"]'),
@@ -582,6 +586,7 @@ def test_waiting_events_move_with_their_partition(tmp_path: Path) -> None:
     b.process([rec(0, 3, {"id": "e1", "labels": ["y"]}),
                rec(0, 4, {"id": "ghost", "labels": ["y"]})], 0.0)
     assert b.counters["labels_held"] == 2 and b.counters["learned"] == 0
+    assert b._offsets()[p0].offset == 3  # held labels hold the commit back too
     assert [t for t, *_ in b._producer.sent] == []  # nothing answered or dead-lettered yet
 
     # a checkpoint in the middle of a takeover keeps the held labels, bytes and all
@@ -602,7 +607,7 @@ def test_waiting_events_move_with_their_partition(tmp_path: Path) -> None:
     b.process([rec(0, 7, {"id": "e2", "labels": ["x", "y"]}),
                rec(0, 8, {"id": "late", "labels": ["x"]})], 0.0)
     assert b.counters["taken_over"] == 2 and b.counters["learned"] == 2
-    assert len(b.join) == 0 and len(b.held) == 0
+    assert len(b.join) == 0 and len(b.held) == 0 and b._offsets()[p0].offset == 9
     # scored with the first owner's predictions: e1 {x} vs {y}, e2 {x} vs {x, y}
     assert b.quality.n == 2
     assert b.quality.get()["example_f1"] == pytest.approx((0 + 2 / 3) / 2)

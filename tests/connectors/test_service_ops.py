@@ -168,6 +168,34 @@ def test_events_waiting_for_labels_move_with_their_partition(broker: Broker,
     assert broker.read(topics[2], 0, timeout=2, until=lambda got: False) == []
 
 
+def test_events_waiting_when_their_owner_dies_are_read_again(broker: Broker,
+                                                            start_service: Any,
+                                                            tmp_path: Path) -> None:
+    # An owner killed without a revoke cannot hand its waiting events over. Before, its
+    # commits went past them, and the next owner dead-lettered all their labels; now commits
+    # stop at the earliest waiting event, so the next owner reads the events again (answers
+    # them again: output is at-least-once) and learns them when their labels come.
+    topics = broker.topics(1, "died")
+    group = f"g-{topics[0]}"
+    ids = [f"k{i}" for i in range(20)]
+    send_raw(broker, topics[0], [event(e) for e in ids])
+    a = start_service(broker.bootstrap, topics, "--learner", "majority", "--checkpoint-dir",
+                      str(tmp_path / "a"), "--checkpoint-every", "20", group=group)
+    a.wait_for(lambda r: r["event"] == "checkpoint" and r["reason"] == "interval", 120,
+               "a's checkpoint after the 20 events")
+    a.kill()
+    send_raw(broker, topics[0], [(e.encode(), json.dumps({"id": e, "labels": ["sad"]})
+                                  .encode()) for e in ids])
+    b = start_service(broker.bootstrap, topics, "--learner", "majority", "--checkpoint-dir",
+                      str(tmp_path / "b"), "--idle-exit", "3", group=group)
+    assert b.wait(120) == 0
+    b_stopped = b.wait_for(lambda r: r["event"] == "stopped", 1)
+    assert b_stopped["learned"] == 20, b_stopped
+    assert b_stopped["dead_letters"]["unknown_event"] == 0
+    out = broker.read(topics[1], 40)
+    assert sorted(json.loads(r.value)["id"] for r in out) == sorted(ids * 2)  # a's and b's
+
+
 def test_poison_messages_go_to_the_dead_letter_topic(broker: Broker, start_service: Any,
                                                      tmp_path: Path) -> None:
     topics = broker.topics(1, "poison")
