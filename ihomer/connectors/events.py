@@ -241,14 +241,8 @@ class EventParser:
             raise Rejected("wrong_type", f"event {event_id!r}, field 'text': expected a string, "
                                          f"got {type(text).__name__}")
         raw_labels = record.get("labels")
-        if raw_labels is not None and (not isinstance(raw_labels, list)
-                                       or not all(isinstance(x, str) for x in raw_labels)):
-            raise Rejected("wrong_type", f"event {event_id!r}, field 'labels': expected a list "
-                                         f"of label names (strings)")
-        if raw_labels is not None and len(set(raw_labels)) > self.max_labels_per_event:
-            raise Rejected("too_many_labels", f"event {event_id!r}, field 'labels': "
-                                              f"{len(set(raw_labels))} labels > "
-                                              f"max_labels_per_event {self.max_labels_per_event}")
+        if raw_labels is not None:
+            self.check_label_names(raw_labels, f"event {event_id!r}, field 'labels'")
         raw_features = record.get("features")
         if raw_features is None and text is None and raw_labels is None:
             raise Rejected("missing_field", f"event {event_id!r}: no 'features', 'text' or "
@@ -270,6 +264,15 @@ class EventParser:
             return Event(event_id, None, None, None, text, label_names=raw_labels)
         labels = None if raw_labels is None else self.label_ids(raw_labels)
         return Event(event_id, indices, values, labels, text)
+
+    def check_label_names(self, names: object, where: str) -> None:
+        """Raise :class:`Rejected` unless ``names`` is a list of at most
+        ``max_labels_per_event`` distinct label names (strings)."""
+        if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
+            raise Rejected("wrong_type", f"{where}: expected a list of label names (strings)")
+        if len(set(names)) > self.max_labels_per_event:
+            raise Rejected("too_many_labels", f"{where}: {len(set(names))} labels > "
+                                              f"max_labels_per_event {self.max_labels_per_event}")
 
     def label_ids(self, names: list[str]) -> np.ndarray:
         """Sorted ids of ``names``, new ones added to the label set."""

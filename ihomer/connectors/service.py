@@ -15,7 +15,8 @@ the learner's array face:
 next offset of every partition processed) are checkpointed every ``checkpoint_every`` records,
 when partitions are revoked, and on SIGTERM/SIGINT. A checkpoint first flushes the producer (so
 every prediction and dead letter it covers is in Kafka), then writes the checkpoint durably, and
-only then commits the offsets to the consumer group. Every partition starts at the group's
+only then commits the offsets to the consumer group (each held back to the earliest record
+kept for later: see :meth:`Service._offsets`). Every partition starts at the group's
 committed offset (or at ``auto_offset_reset``); after a crash between a checkpoint and its
 commit the service skips the records its reloaded checkpoint already covers, and where
 another instance has gone further, it goes on from there. So the model learns every event
@@ -146,9 +147,11 @@ class JoinBuffer:
         return event_id in self.rows
 
     def add(self, event_id: str, row: Pending) -> list[str]:
-        """Add a row; return the ids evicted to make room (their labels never came)."""
+        """Add a row; return the ids evicted to make room (their labels never came). With
+        ``capacity`` 0 nothing waits, and nothing is counted as evicted: the service was told
+        that no labels follow."""
         if self.capacity == 0:
-            return [event_id]
+            return []
         self.rows[event_id] = row
         evicted = []
         while len(self.rows) > self.capacity:
@@ -301,7 +304,7 @@ class Service:
         self.counters: dict[str, Any] = {"events_in": 0, "predictions": 0, "learned": 0,
                                          "labels_never_came": 0, "handed_over": 0,
                                          "labels_handed_over": 0, "taken_over": 0,
-                                         "labels_held": 0,
+                                         "labels_held": 0, "stale_dropped": 0,
                                          "dead_letters": dict.fromkeys(REASONS, 0)}
         self.store: CheckpointStore | None = None
         if cfg.checkpoint_dir:
@@ -334,6 +337,7 @@ class Service:
         self._send_error: BaseException | None = None
         self._since_checkpoint = 0
         self._handed = False  # state sent away since the last checkpoint (see hand_over)
+        self._check_stale = False  # an assignment came: see drop_stale
         # the positions the last checkpoint written (or loaded) covers: a shutdown right after
         # an interval checkpoint has nothing new to write, only offsets to commit
         self._saved_positions: dict[tuple[str, int], int] | None = (
@@ -541,11 +545,7 @@ class Service:
                 return
         key = (last.topic, last.partition)
         if key in self.takeover_ends and self.takeover_ends[key] is None:
-            end = self._end_offset(last.topic, last.partition)
-            if end is None:  # labels are then dead-lettered at once, as before
-                del self.takeover_ends[key]
-            else:
-                self.takeover_ends[key] = end
+            self._take_partition(key, covered)
         kind: str | None = None
         run: list[tuple[Event, Any]] = []
         for rec in records:
@@ -554,8 +554,9 @@ class Service:
             try:
                 ev = self.parser.parse(rec.value)
                 if handed and ev.kind != "predict":
-                    raise Rejected("wrong_type", f"event {ev.event_id!r}: a handed-over event "
-                                                 "carries features and no labels")
+                    raise Rejected("wrong_type", f"event {ev.event_id!r}: a message with header "
+                                                 "'ihomer.handover: event' must carry features "
+                                                 "(or text) and no labels")
             except Rejected as r:
                 self._dead_letter(rec, r.reason, r.detail)
                 continue
@@ -597,18 +598,28 @@ class Service:
             e.indices = x.indices[ptr[k]: ptr[k + 1]]
             e.values = x.values[ptr[k]: ptr[k + 1]]
 
-    def _end_offset(self, topic: str, partition: int) -> int | None:
-        """The partition's end offset as the consumer knows it (``None``: not known)."""
+    def _take_partition(self, key: tuple[str, int], covered: int | None) -> None:
+        """With the first records of a partition after it was assigned: ask the broker for
+        its end, which closes the takeover window (``None`` again when the broker does not
+        answer: labels are held meanwhile, and it is asked again with the next records). Not
+        the consumer's ``highwater``: that is the last fetch's, which may predate the events
+        this instance itself handed over before the partition came back to it. And where the
+        group's committed offset is beyond this model's own position, another instance has
+        read the partition since this model's checkpoint: what the model keeps of it is
+        stale (:meth:`drop_stale`)."""
         from kafka import TopicPartition
 
-        tp = TopicPartition(topic, partition)
-        end = self._consumer.highwater(tp)
-        if end is None:
-            try:
-                end = self._consumer.end_offsets([tp]).get(tp)
-            except Exception as e:
-                self.log("end_offset_unknown", "warning", partition=partition, error=repr(e))
-        return end
+        tp = TopicPartition(*key)
+        try:
+            end = self._consumer.end_offsets([tp]).get(tp)
+            committed = self._consumer.committed(tp) if covered is not None else None
+        except Exception as e:
+            self.log("end_offset_unknown", "warning", partition=key[1], error=repr(e))
+            return
+        self.takeover_ends[key] = None if end is None else int(end)
+        if committed is not None and covered is not None and committed > covered:
+            self.drop_stale({key}, f"another instance committed offset {committed} of this "
+                                   f"partition, beyond this model's checkpoint ({covered})")
 
     def _flush(self, kind: str, run: list[tuple[Event, Any]], t_poll: float) -> None:
         if kind != "labels":
@@ -669,23 +680,29 @@ class Service:
         """Events another instance predicted and sent back to their partition when it moved
         (:meth:`hand_over`): they wait for their labels here, with that prediction, and are
         not answered again. One already waiting (sent again by an instance that crashed after
-        handing it over) is skipped."""
+        handing it over), or whose prediction header breaks the labels' rules, is
+        dead-lettered."""
         rows = []
         seen: set[str] = set()
         for ev, rec in run:
-            if ev.event_id in self.join or ev.event_id in seen:
-                self.log("handover_known", "debug", id=ev.event_id, offset=rec.offset)
+            where = f"event {ev.event_id!r}, header 'ihomer.predicted'"
+            try:
+                if ev.event_id in self.join or ev.event_id in seen:
+                    raise Rejected("duplicate_event", f"event {ev.event_id!r} is already waiting "
+                                                      "for its labels (handed over twice?)")
+                header = _header(rec, "ihomer.predicted")
+                if header is None:
+                    raise Rejected("missing_field", f"{where} is missing: a handed-over event "
+                                                    "carries the labels it was answered with")
+                try:
+                    names = json.loads(header)
+                except ValueError as e:
+                    raise Rejected("malformed_json", f"{where}: {e}") from None
+                self.parser.check_label_names(names, where)
+            except Rejected as r:
+                self._dead_letter(rec, r.reason, r.detail)
                 continue
             seen.add(ev.event_id)
-            try:
-                names = json.loads(_header(rec, "ihomer.predicted") or b"[]")
-                if not isinstance(names, list) or not all(
-                        isinstance(x, str | int) and not isinstance(x, bool) for x in names):
-                    raise ValueError("not a list of label names")
-            except ValueError as e:
-                self._dead_letter(rec, "wrong_type", f"event {ev.event_id!r}: header "
-                                  f"'ihomer.predicted' is not a JSON list of label names ({e})")
-                continue
             rows.append((ev, rec, self.parser.label_ids(names)))
         self.counters["taken_over"] += len(rows)
         self._wait(rows)
@@ -716,9 +733,11 @@ class Service:
         for ev, rec in run:
             p = self.join.pop(ev.event_id)
             if p is None:
-                end = self.takeover_ends.get((rec.topic, rec.partition))
+                key = (rec.topic, rec.partition)
+                end = self.takeover_ends.get(key)
+                taking = key in self.takeover_ends and (end is None or rec.offset < end)
                 held = ev.event_id in self.held  # labels twice before their event: the 2nd goes
-                if end is not None and rec.offset < end and not held:  # its event may yet come
+                if taking and not held:  # its event may yet come
                     self.counters["labels_held"] += 1
                     kept = Record(rec.topic, rec.partition, rec.offset, rec.key, rec.value)
                     for eid, out in self.held.add(ev.event_id, ev.label_names or [], kept):
@@ -773,6 +792,34 @@ class Service:
             self.log("handed_over", partitions=sorted(tp.partition for tp in parts),
                      events=events, labels=labels)
 
+    def _forget_unowned(self) -> None:
+        """After an assignment: drop what the model keeps of partitions it does not hold."""
+        mine = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        kept = {(self.cfg.input_topic, r.partition) for r in self.join.rows.values()}
+        kept |= {(r.topic, r.partition) for _, r in self.held.rows.values()}
+        self.drop_stale(kept - mine, "restored from a checkpoint this instance wrote before it "
+                                     "died, for partitions another instance holds")
+
+    def drop_stale(self, stale: Any, why: str) -> None:
+        """Forget the waiting events and held labels of the partitions ``stale`` (a set of
+        ``(topic, partition)``). Only a checkpoint restored after this instance died without
+        a revoke keeps records of partitions that another instance has read since (a revoke
+        hands them over): that owner read them again, from the commit they held back
+        (:meth:`_offsets`), so kept here they would wait for labels that went elsewhere, and
+        be handed over again later."""
+        events = [eid for eid, row in self.join.rows.items()
+                  if (self.cfg.input_topic, row.partition) in stale]
+        for eid in events:
+            del self.join.rows[eid]
+        held = [eid for eid, (_, r) in self.held.rows.items() if (r.topic, r.partition) in stale]
+        for eid in held:
+            del self.held.rows[eid]
+        if events or held:
+            self._handed = True
+            self.counters["stale_dropped"] += len(events)
+            self.log("stale_dropped", "warning", events=len(events), labels=len(held),
+                     partitions=sorted(p for _, p in stale), detail=why)
+
     def _learned(self, n: int) -> None:
         self.counters["learned"] += n
         if self.metrics is not None:
@@ -799,6 +846,7 @@ class Service:
     def _assigned(self, parts: Any) -> None:
         for tp in parts:  # its end is read with its first records (see process)
             self.takeover_ends[(tp.topic, tp.partition)] = None
+        self._check_stale = True
         covered = {tp.partition: self.positions[(tp.topic, tp.partition)]
                    for tp in parts if (tp.topic, tp.partition) in self.positions}
         self.log("partitions_assigned", partitions=sorted(tp.partition for tp in parts),
@@ -1016,6 +1064,9 @@ class Service:
                 now = time.monotonic()
                 if self._send_error is not None:
                     raise RuntimeError(f"a message could not be sent: {self._send_error}")
+                if self._check_stale and self._consumer.assignment():
+                    self._check_stale = False
+                    self._forget_unowned()
                 for records in polled.values():
                     if records:
                         self.process(records, t_poll)

@@ -513,7 +513,8 @@ def test_idle_means_caught_up_and_stalls_are_said(monkeypatch) -> None:
 
 
 class _Ends:
-    """A consumer whose partitions end where the test says."""
+    """A consumer whose partitions end where the test says; its last fetch's high watermark
+    is older (the service must ask the broker: see test_waiting_events_move...)."""
 
     def __init__(self, ends: dict[Any, int]) -> None:
         self.ends = ends
@@ -521,8 +522,11 @@ class _Ends:
     def assignment(self) -> set[Any]:
         return set(self.ends)
 
+    def end_offsets(self, parts: list[Any]) -> dict[Any, int]:
+        return {tp: self.ends[tp] for tp in parts}
+
     def highwater(self, tp: Any) -> int | None:
-        return self.ends.get(tp)
+        return 0
 
 
 def test_waiting_events_move_with_their_partition(tmp_path: Path) -> None:
@@ -575,6 +579,31 @@ def test_waiting_events_move_with_their_partition(tmp_path: Path) -> None:
     assert list(a.join.rows) == ["e3"] and a.counters["handed_over"] == 2
     assert a.store is not None and a.store.load_latest() is not None  # checkpointed
     a.store.close()
+    # Had a died instead, its checkpoint would still hold e3, whose partition (1) another
+    # instance read again from a's held-back commit: restored, a forgets it once it knows
+    # its partitions, rather than wait for labels that go elsewhere.
+    a2 = service("a")
+    assert list(a2.join.rows) == ["e3"]
+    a2._consumer = _Ends({p0: 3})  # given p0 only
+    a2._forget_unowned()
+    assert len(a2.join) == 0 and a2.counters["stale_dropped"] == 1
+    a2.store.close()  # type: ignore[union-attr]
+    # ...and when it is given a partition back that another instance has read since its
+    # checkpoint (the group's commit is beyond its own position), it forgets that one too
+    a3 = service("a")
+    a3._consumer = _Ends({p1: 5})
+    a3._consumer.committed = lambda tp: 4  # type: ignore[attr-defined]
+    a3._assigned([p1])
+    a3.process([rec(1, 4, {"id": "z", "features": [1.0], "labels": ["x"]})], 0.0)
+    assert len(a3.join) == 0 and a3.counters["stale_dropped"] == 1
+    a3.store.close()  # type: ignore[union-attr]
+    a4 = service("a")  # nobody read it since: the group's commit is a's own
+    a4._consumer = _Ends({p1: 5})
+    a4._consumer.committed = lambda tp: 0  # type: ignore[attr-defined]
+    a4._assigned([p1])
+    a4.process([rec(1, 1, {"id": "z", "features": [1.0], "labels": ["x"]})], 0.0)
+    assert list(a4.join.rows) == ["e3"] and a4.counters["stale_dropped"] == 0
+    a4.store.close()  # type: ignore[union-attr]
 
     # The next owner reads on from the committed offset 3: labels that came before the moved
     # events (held), a stray label, the moved events, then labels after them.
@@ -625,3 +654,59 @@ def test_byte_strings_survive_the_checkpoint_arrays(items: list[bytes | None]) -
     packed = _pack_bytes(items)
     assert all(isinstance(a, np.ndarray) for a in packed.values())
     assert _unpack_bytes(packed) == items
+
+
+def test_handover_messages_that_break_the_rules_are_dead_lettered() -> None:
+    from collections import namedtuple
+
+    from ihomer.connectors.service import Service
+
+    Rec = namedtuple("Rec", "topic partition offset key value headers")
+    cfg = load_config({"learner": "majority", "metrics_port": 0, "output_topic": "out",
+                       "dead_letter_topic": "dlq", "input_topic": "in",
+                       "max_labels_per_event": 3}, None, {})
+    svc = Service(cfg)
+    svc._producer = _FakeProducer()
+    cases: list[tuple[str, dict[str, Any], bytes | None]] = [
+        ("ok", {"id": "d1", "features": [1.0]}, b'["x"]'),
+        ("duplicate_event", {"id": "d1", "features": [2.0]}, b'["x"]'),
+        ("wrong_type", {"id": "h1", "features": [1.0], "labels": ["x"]}, b'["x"]'),
+        ("missing_field", {"id": "h4", "features": [1.0]}, None),
+        ("wrong_type", {"id": "h5", "features": [1.0]}, b"[1, 2]"),
+        ("too_many_labels", {"id": "h6", "features": [1.0]}, b'["a", "b", "c", "d"]'),
+        ("malformed_json", {"id": "h7", "features": [1.0]}, b"nope"),
+    ]
+    records = []
+    for k, (_, msg, predicted) in enumerate(cases):
+        headers = [("ihomer.handover", b"event")]
+        if predicted is not None:
+            headers.append(("ihomer.predicted", predicted))
+        records.append(Rec("in", 0, k, None, json.dumps(msg).encode(), headers))
+    svc.process(records, 0.0)
+    dead = [(json.loads(v)["id"], h["ihomer.reason"].decode(), h["ihomer.error"].decode())
+            for t, _, v, h in svc._producer.sent if t == "dlq"]
+    assert sorted((i, r) for i, r, _ in dead) == sorted(
+        (m["id"], reason) for reason, m, _ in cases if reason != "ok")
+    said = {i: e for i, _, e in dead}
+    assert "must carry features (or text) and no labels" in said["h1"]
+    assert "header 'ihomer.predicted' is missing" in said["h4"]
+    assert not [t for t, *_ in svc._producer.sent if t == "out"]  # none answered
+    assert list(svc.join.rows) == ["d1"] and svc.counters["taken_over"] == 1
+    assert svc.learner.label_vocab.names == ["x"]  # a refused header added no label
+
+
+def test_a_join_buffer_of_zero_keeps_nothing_waiting_and_counts_nothing_missing() -> None:
+    from collections import namedtuple
+
+    from ihomer.connectors.service import Service
+
+    Rec = namedtuple("Rec", "topic partition offset key value")
+    cfg = load_config({"learner": "majority", "metrics_port": 0, "output_topic": "out",
+                       "dead_letter_topic": "dlq", "join_buffer": 0}, None, {})
+    svc = Service(cfg)
+    svc._producer = _FakeProducer()
+    msgs = [{"id": f"p{i}", "features": [1.0]} for i in range(5)] + [{"id": "p0", "labels": ["x"]}]
+    svc.process([Rec("in", 0, i, None, json.dumps(m).encode()) for i, m in enumerate(msgs)], 0.0)
+    assert svc.counters["predictions"] == 5 and len(svc.join) == 0
+    assert svc.counters["labels_never_came"] == 0  # predict-only traffic raises no alarm
+    assert svc.counters["dead_letters"]["unknown_event"] == 1  # labels nobody waits for
