@@ -337,6 +337,9 @@ class Service:
         self._send_error: BaseException | None = None
         self._since_checkpoint = 0
         self._handed = False  # state sent away since the last checkpoint (see hand_over)
+        #: the offset after the last record this instance handed over to each partition:
+        #: should the partition come back, the takeover window reaches past it
+        self._handed_to: dict[tuple[str, int], int] = {}
         self._check_stale = False  # an assignment came: see drop_stale
         # the positions the last checkpoint written (or loaded) covers: a shutdown right after
         # an interval checkpoint has nothing new to write, only offsets to commit
@@ -469,10 +472,11 @@ class Service:
 
     def _send(self, topic: str, key: bytes | None, value: bytes,
               headers: list[tuple[str, bytes]] | None = None,
-              partition: int | None = None) -> None:
+              partition: int | None = None) -> Any:
         fut = self._producer.send(topic, key=key, value=value, headers=headers,
                                   partition=partition)
         fut.add_errback(self._on_send_error)
+        return fut
 
     def _dead_letter(self, rec: Any, reason: str, detail: str) -> None:
         self.counters["dead_letters"][reason] += 1
@@ -611,12 +615,18 @@ class Service:
 
         tp = TopicPartition(*key)
         try:
-            end = self._consumer.end_offsets([tp]).get(tp)
+            asked = self._consumer.end_offsets([tp]).get(tp)
             committed = self._consumer.committed(tp) if covered is not None else None
         except Exception as e:
             self.log("end_offset_unknown", "warning", partition=key[1], error=repr(e))
             return
-        self.takeover_ends[key] = None if end is None else int(end)
+        # Tansu 0.6 answers end_offsets with the last batch's base offset + 1, short of the
+        # end; the fetch's high watermark is right there, except when it predates this
+        # instance's own handover (a partition back to the instance that handed it over),
+        # whose records' offsets this instance knows. The largest of the three is the end.
+        ends = [asked, self._consumer.highwater(tp), self._handed_to.pop(key, None)]
+        known = [int(e) for e in ends if e is not None]
+        self.takeover_ends[key] = max(known) if known else None
         if committed is not None and covered is not None and committed > covered:
             self.drop_stale({key}, f"another instance committed offset {committed} of this "
                                    f"partition, beyond this model's checkpoint ({covered})")
@@ -768,24 +778,32 @@ class Service:
         it took it over (:meth:`process`). The caller checkpoints and commits after this."""
         names = self.learner.label_vocab.names
         events = labels = 0
+        futures: dict[tuple[str, int], list[Any]] = {}
         for tp in parts:
             self.takeover_ends.pop((tp.topic, tp.partition), None)
+            sent = futures.setdefault((tp.topic, tp.partition), [])
             if tp.topic == self.cfg.input_topic:
                 mine = [eid for eid, row in self.join.rows.items() if row.partition == tp.partition]
                 for eid in mine:
                     row = self.join.rows.pop(eid)
                     predicted = json.dumps([names[j] for j in row.predicted.tolist()]).encode()
-                    self._send(tp.topic, row.key, row.raw, [
+                    sent.append(self._send(tp.topic, row.key, row.raw, [
                         ("ihomer.handover", b"event"), ("ihomer.predicted", predicted),
                         ("ihomer.source.partition", str(row.partition).encode()),
                         ("ihomer.source.offset", str(row.offset).encode())],
-                        partition=tp.partition)
+                        partition=tp.partition))
                 events += len(mine)
             for _, _, rec in self.held.take(tp.topic, tp.partition):
-                self._send(rec.topic, rec.key, rec.value, [("ihomer.handover", b"labels")],
-                           partition=rec.partition)
+                sent.append(self._send(rec.topic, rec.key, rec.value,
+                                       [("ihomer.handover", b"labels")],
+                                       partition=rec.partition))
                 labels += 1
         if events or labels:
+            self._producer.flush()  # the records' offsets, for _take_partition
+            for key, sent in futures.items():
+                offsets = [f.value.offset for f in sent if f.succeeded()]
+                if offsets:
+                    self._handed_to[key] = max(offsets) + 1
             self._handed = True
             self.counters["handed_over"] += events
             self.counters["labels_handed_over"] += labels
