@@ -36,6 +36,11 @@ def event(eid: str, labels: list[str] | None = None, **extra: Any) -> tuple[byte
     return eid.encode(), json.dumps(msg).encode()
 
 
+def labels_of(ids: list[str], label: str) -> list[tuple[bytes, bytes]]:
+    """Delayed-label messages: ``label`` for each event of ``ids``, keyed by id."""
+    return [(e.encode(), json.dumps({"id": e, "labels": [label]}).encode()) for e in ids]
+
+
 def last_assignment(svc: Any) -> list[int]:
     lines = [r for r in svc.lines() if r["event"] == "partitions_assigned"]
     return lines[-1]["partitions"] if lines else []
@@ -143,8 +148,7 @@ def test_events_waiting_for_labels_move_with_their_partition(broker: Broker,
                       group=group,
                       env={"IHOMER_DEBUG_PAUSE": "batch:6@1"})
     a.wait_for(lambda r: r["event"] == "debug_pause", 120, "a's first batch")
-    send_raw(broker, topics[0], [(e.encode(), json.dumps({"id": e, "labels": ["happy"]})
-                                  .encode()) for e in ids[:10]])
+    send_raw(broker, topics[0], labels_of(ids[:10], "happy"))
     a.proc.send_signal(signal.SIGTERM)
     assert a.wait(60) == 0
     a_stopped = a.wait_for(lambda r: r["event"] == "stopped", 1)
@@ -152,8 +156,7 @@ def test_events_waiting_for_labels_move_with_their_partition(broker: Broker,
     assert a_stopped["learned"] == 0 and a_stopped["dead_letters"]["unknown_event"] == 0
 
     # the other labels come after the moved events
-    send_raw(broker, topics[0], [(e.encode(), json.dumps({"id": e, "labels": ["sad"]})
-                                  .encode()) for e in ids[10:]])
+    send_raw(broker, topics[0], labels_of(ids[10:], "sad"))
     b = start_service(broker.bootstrap, topics, "--learner", "majority", "--checkpoint-dir",
                       str(tmp_path / "b"), "--idle-exit", "3", group=group)
     assert b.wait(120) == 0
@@ -184,8 +187,7 @@ def test_events_waiting_when_their_owner_dies_are_read_again(broker: Broker,
     a.wait_for(lambda r: r["event"] == "checkpoint" and r["reason"] == "interval", 120,
                "a's checkpoint after the 20 events")
     a.kill()
-    send_raw(broker, topics[0], [(e.encode(), json.dumps({"id": e, "labels": ["sad"]})
-                                  .encode()) for e in ids])
+    send_raw(broker, topics[0], labels_of(ids, "sad"))
     b = start_service(broker.bootstrap, topics, "--learner", "majority", "--checkpoint-dir",
                       str(tmp_path / "b"), "--idle-exit", "3", group=group)
     assert b.wait(120) == 0
