@@ -603,14 +603,12 @@ class Service:
             e.values = x.values[ptr[k]: ptr[k + 1]]
 
     def _take_partition(self, key: tuple[str, int], covered: int | None) -> None:
-        """With the first records of a partition after it was assigned: ask the broker for
-        its end, which closes the takeover window (``None`` again when the broker does not
-        answer: labels are held meanwhile, and it is asked again with the next records). Not
-        the consumer's ``highwater``: that is the last fetch's, which may predate the events
-        this instance itself handed over before the partition came back to it. And where the
-        group's committed offset is beyond this model's own position, another instance has
-        read the partition since this model's checkpoint: what the model keeps of it is
-        stale (:meth:`drop_stale`)."""
+        """With the first records of a partition after it was assigned: find its end, which
+        closes the takeover window (left ``None`` when the broker does not answer: labels are
+        held meanwhile, and it is asked again with the next records). And where the group's
+        committed offset is beyond this model's own position, another instance has read the
+        partition since this model's checkpoint: what the model keeps of it is stale
+        (:meth:`drop_stale`)."""
         from kafka import TopicPartition
 
         tp = TopicPartition(*key)
