@@ -49,7 +49,7 @@ from ihomer.connectors.metrics import HANDOVER_COUNTS, ServiceMetrics, model_sta
 from ihomer.evaluate.metrics import MultiLabelMetrics
 from ihomer.learners.base import MultiLabelLearner, Predictions
 from ihomer.learners.registry import make
-from ihomer.stream.base import INDEX_DTYPE, PTR_DTYPE, VALUE_DTYPE, Batch
+from ihomer.stream.base import INDEX_DTYPE, PTR_DTYPE, Batch
 
 DEBUG_PAUSE_ENV = "IHOMER_DEBUG_PAUSE"
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -112,15 +112,11 @@ class Pending:
     key: bytes | None
 
 
-def _ptr(lengths: list[int]) -> np.ndarray:
-    out = np.zeros(len(lengths) + 1, dtype=PTR_DTYPE)
-    np.cumsum(lengths, out=out[1:])
-    return out
-
-
 def _pack_bytes(items: list[bytes | None]) -> dict[str, np.ndarray]:
     """Byte strings (``None`` allowed) as arrays, for the checkpoint's ``.npz``."""
-    return {"ptr": _ptr([len(b or b"") for b in items]),
+    ptr = np.zeros(len(items) + 1, dtype=PTR_DTYPE)
+    np.cumsum([len(b or b"") for b in items], out=ptr[1:])
+    return {"ptr": ptr,
             "data": np.frombuffer(b"".join(b or b"" for b in items), dtype=np.uint8).copy(),
             "present": np.asarray([b is not None for b in items], dtype=bool)}
 
@@ -161,19 +157,23 @@ class JoinBuffer:
     def pop(self, event_id: str) -> Pending | None:
         return self.rows.pop(event_id, None)
 
+    def take(self, partition: int) -> list[tuple[str, Pending]]:
+        """Remove and return the events waiting from ``partition``, oldest first."""
+        mine = [eid for eid, row in self.rows.items() if row.partition == partition]
+        return [(eid, self.rows.pop(eid)) for eid in mine]
+
     def state(self) -> dict[str, Any]:
         rows = list(self.rows.values())
-
-        def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
-            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
-
+        # the rows and their predictions as one CSR batch (predictions in the label columns)
+        csr = Batch.from_rows([r.indices for r in rows], [r.values for r in rows],
+                              [r.predicted for r in rows])
         return {
             "ids": list(self.rows),
-            "indptr": _ptr([len(r.indices) for r in rows]),
-            "indices": cat([r.indices for r in rows], INDEX_DTYPE),
-            "values": cat([r.values for r in rows], VALUE_DTYPE),
-            "pred_indptr": _ptr([len(r.predicted) for r in rows]),
-            "pred_ids": cat([r.predicted for r in rows], INDEX_DTYPE),
+            "indptr": csr.indptr,
+            "indices": csr.indices,
+            "values": csr.values,
+            "pred_indptr": csr.label_indptr,
+            "pred_ids": csr.label_ids,
             "texts": [r.text for r in rows],
             "partitions": np.asarray([r.partition for r in rows], dtype=np.int64),
             "offsets": np.asarray([r.offset for r in rows], dtype=np.int64),
@@ -781,9 +781,8 @@ class Service:
             self.takeover_ends.pop((tp.topic, tp.partition), None)
             sent = futures.setdefault((tp.topic, tp.partition), [])
             if tp.topic == self.cfg.input_topic:
-                mine = [eid for eid, row in self.join.rows.items() if row.partition == tp.partition]
-                for eid in mine:
-                    row = self.join.rows.pop(eid)
+                mine = self.join.take(tp.partition)
+                for _, row in mine:
                     predicted = json.dumps([names[j] for j in row.predicted.tolist()]).encode()
                     sent.append(self._send(tp.topic, row.key, row.raw, [
                         ("ihomer.handover", b"event"), ("ihomer.predicted", predicted),
@@ -823,13 +822,11 @@ class Service:
         hands them over): that owner read them again, from the commit they held back
         (:meth:`_offsets`), so kept here they would wait for labels that went elsewhere, and
         be handed over again later."""
-        events = [eid for eid, row in self.join.rows.items()
-                  if (self.cfg.input_topic, row.partition) in stale]
-        for eid in events:
-            del self.join.rows[eid]
-        held = [eid for eid, (_, r) in self.held.rows.items() if (r.topic, r.partition) in stale]
-        for eid in held:
-            del self.held.rows[eid]
+        events, held = [], []
+        for topic, partition in stale:
+            if topic == self.cfg.input_topic:
+                events += self.join.take(partition)
+            held += self.held.take(topic, partition)
         if events or held:
             self._handed = True
             self.counters["stale_dropped"] += len(events)
