@@ -32,7 +32,11 @@ TABLES = ("consumer", "producer", "params", "featurizer_params")
 
 def _consumer_defaults() -> dict[str, Any]:
     # Offsets are committed by the service after each durable checkpoint, never automatically.
-    return {"auto_offset_reset": "earliest", "max_poll_records": 1000}
+    # The cooperative assignor moves only the partitions that change owner (kafka-python's
+    # default, range and roundrobin, revokes all of them at every rebalance, and every event
+    # waiting for its labels makes a round trip through the input topic).
+    return {"auto_offset_reset": "earliest", "max_poll_records": 1000,
+            "partition_assignment_strategy": "cooperative-sticky"}
 
 
 def _producer_defaults() -> dict[str, Any]:

@@ -428,13 +428,14 @@ class Service:
                  events_learned=self.counters["learned"], offsets=self._offsets_json(),
                  seconds=round(seconds, 4))
 
-    def _offsets(self) -> dict[Any, Any]:
-        """The offsets to commit for the partitions held: this model's position, held back to
-        the earliest record still kept for later (an event waiting for its labels, labels held
-        for their event). Should this instance die without handing them over, the partition's
-        next owner reads them again (their events are answered again: at-least-once) instead
-        of dead-lettering the labels that come for them. This model skips what its own
-        checkpoint covers (:meth:`process`), so it learns nothing twice."""
+    def _offsets(self, leaving: Any = ()) -> dict[Any, Any]:
+        """The offsets to commit for the partitions held and those ``leaving`` (a cooperative
+        revoke's: the consumer's assignment no longer holds them): this model's position, held
+        back to the earliest record still kept for later (an event waiting for its labels,
+        labels held for their event). Should this instance die without handing them over, the
+        partition's next owner reads them again (their events are answered again:
+        at-least-once) instead of dead-lettering the labels that come for them. This model
+        skips what its own checkpoint covers (:meth:`process`), so it learns nothing twice."""
         from kafka import OffsetAndMetadata, TopicPartition
 
         kept: dict[tuple[str, int], int] = {}
@@ -443,7 +444,7 @@ class Service:
         for key, offset in records:
             if offset < kept.get(key, offset + 1):
                 kept[key] = offset
-        owned = self._consumer.assignment()
+        owned = set(self._consumer.assignment()) | set(leaving)
         return {TopicPartition(t, p): OffsetAndMetadata(min(o, kept.get((t, p), o)), "", -1)
                 for (t, p), o in self.positions.items() if TopicPartition(t, p) in owned}
 
@@ -850,11 +851,39 @@ class Service:
                 self.hand_over(parts)
                 if self._since_checkpoint or self._handed:
                     self.checkpoint("revoked", commit=False)
-                offsets = self._offsets()
+                offsets = self._offsets(parts)
             except Exception as e:  # a failed checkpoint is retried; crash-safe anyway
                 self.log("checkpoint_failed", "error", error=repr(e))
-        self.log("partitions_revoked", partitions=sorted(tp.partition for tp in parts))
+        self.log("partitions_revoked", partitions=sorted(tp.partition for tp in parts),
+                 holding=self._holding(parts))
         return offsets
+
+    def _holding(self, leaving: Any = ()) -> list[int]:
+        """The partitions this instance holds, less those ``leaving`` (for the log: under the
+        cooperative assignor a rebalance names only the partitions that move)."""
+        return sorted(tp.partition for tp in set(self._consumer.assignment()) - set(leaving))
+
+    def _lost(self, parts: Any) -> None:
+        """Partitions taken away without a revoke: the group evicted this instance (it missed
+        its session or poll deadline), so their next owner may be reading them already, from
+        the commit held back to their earliest waiting event (:meth:`_offsets`). Handed over
+        now, each waiting event would reach that owner twice (dead-lettered the second time as
+        a duplicate), and labels held here would come after it had closed its takeover window:
+        they are dropped instead, and read again there. The model keeps what it learned and
+        checkpoints it; nothing is committed (the group refuses an evicted member's commit)."""
+        if parts and not self._failed:
+            for tp in parts:
+                self.takeover_ends.pop((tp.topic, tp.partition), None)
+            self.drop_stale({(tp.topic, tp.partition) for tp in parts},
+                            "the group evicted this instance: the partitions' next owner reads "
+                            "their waiting events again from the last commit")
+            try:
+                if self._since_checkpoint or self._handed:
+                    self.checkpoint("lost", commit=False)
+            except Exception as e:
+                self.log("checkpoint_failed", "error", error=repr(e))
+        self.log("partitions_lost", "warning", partitions=sorted(tp.partition for tp in parts),
+                 holding=self._holding(parts))
 
     def _assigned(self, parts: Any) -> None:
         for tp in parts:  # its end is read with its first records (see process)
@@ -863,45 +892,36 @@ class Service:
         covered = {tp.partition: self.positions[(tp.topic, tp.partition)]
                    for tp in parts if (tp.topic, tp.partition) in self.positions}
         self.log("partitions_assigned", partitions=sorted(tp.partition for tp in parts),
-                 covered=covered)
+                 holding=self._holding(), covered=covered)
 
     def _listener(self) -> Any:
         """The rebalance listener: a revoke hands the partitions' join state over,
         checkpoints and commits before the partitions move, so their next owner starts where
-        this model stopped (:meth:`_revoked`).
+        this model stopped (:meth:`_revoked`); an eviction drops it (:meth:`_lost`).
 
         kafka-python 3 calls listeners on its IO loop, where a blocking ``commit`` is refused
-        ("Cannot block on net.run() from the IO thread"); there the listener is async and
-        awaits ``commit_async``. Before, every revoke's commit failed under kafka-python 3,
-        and the next owner re-learned the partition from the last interval commit. An
-        assignment only logs and opens the takeover window (see :meth:`hand_over`): the
-        consumer starts at the group's committed offset, and :meth:`process` skips what this
-        model's checkpoint already covers."""
+        ("Cannot block on net.run() from the IO thread"); so the listener is async and awaits
+        ``commit_async``. An assignment only logs and opens the takeover window (see
+        :meth:`hand_over`): the consumer starts at the group's committed offset, and
+        :meth:`process` skips what this model's checkpoint already covers. Under the
+        cooperative assignor (the default) the partitions named are only those that move."""
         import kafka
 
         service = self
 
-        if hasattr(kafka, "AsyncConsumerRebalanceListener"):  # kafka-python 3
-            class AsyncListener(kafka.AsyncConsumerRebalanceListener):
-                async def on_partitions_revoked(self, parts: Any) -> None:
-                    offsets = service._revoked(parts)
-                    if offsets:
-                        try:
-                            await service._consumer.commit_async(offsets)
-                        except Exception as e:
-                            service.log("commit_failed", "warning", error=repr(e))
+        class Listener(kafka.AsyncConsumerRebalanceListener):
+            async def on_partitions_revoked(self, parts: Any) -> None:
+                offsets = service._revoked(parts)
+                if offsets:
+                    try:
+                        await service._consumer.commit_async(offsets)
+                    except Exception as e:
+                        service.log("commit_failed", "warning", error=repr(e))
 
-                async def on_partitions_assigned(self, parts: Any) -> None:
-                    service._assigned(parts)
+            async def on_partitions_lost(self, parts: Any) -> None:
+                service._lost(parts)
 
-            return AsyncListener()
-
-        class Listener(kafka.ConsumerRebalanceListener):
-            def on_partitions_revoked(self, parts: Any) -> None:
-                if service._revoked(parts):
-                    service._commit()
-
-            def on_partitions_assigned(self, parts: Any) -> None:
+            async def on_partitions_assigned(self, parts: Any) -> None:
                 service._assigned(parts)
 
         return Listener()
@@ -1035,6 +1055,9 @@ class Service:
             self.log("loading_kernels", learner=cfg.learner)
             self.log("kernels_loaded", seconds=round(self.learner.warm_up(), 3))
         consumer_opts = {**cfg.consumer, "enable_auto_commit": False}
+        if "partition_assignment_strategy" in consumer_opts:
+            consumer_opts["partition_assignment_strategy"] = _assignors(
+                consumer_opts["partition_assignment_strategy"])
         polled = consumer_opts.get("max_poll_records", 500)
         if isinstance(polled, bool) or not isinstance(polled, int) or polled < 1:
             raise ValueError(f"consumer option max_poll_records must be a positive integer, "
@@ -1109,6 +1132,36 @@ class Service:
                 self.store.close()
         self.log("stopped", code=code, **self.summary())
         return code
+
+
+#: ``partition_assignment_strategy`` by the names Kafka's clients give the assignors (kafka-python
+#: itself takes classes, which a file, the environment or a flag cannot name)
+ASSIGNORS = {
+    "range": ("kafka.coordinator.assignors.range", "RangePartitionAssignor"),
+    "roundrobin": ("kafka.coordinator.assignors.roundrobin", "RoundRobinPartitionAssignor"),
+    "sticky": ("kafka.coordinator.assignors.sticky.sticky_assignor", "StickyPartitionAssignor"),
+    "cooperative-sticky": ("kafka.coordinator.assignors.cooperative_sticky",
+                           "CooperativeStickyAssignor"),
+}
+
+
+def _assignors(value: Any) -> Any:
+    """The consumer option ``partition_assignment_strategy`` as kafka-python takes it: names
+    (one, a comma-separated string, or a list) become the assignor classes; anything else
+    (classes, from Python) passes as it is."""
+    import importlib
+
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        return value
+    out = []
+    for name in (n.strip() for n in names):
+        if name not in ASSIGNORS:
+            raise ValueError(f"consumer option partition_assignment_strategy: unknown assignor "
+                             f"{name!r}; known: {', '.join(ASSIGNORS)}")
+        module, cls = ASSIGNORS[name]
+        out.append(getattr(importlib.import_module(module), cls))
+    return out
 
 
 def _shown(options: dict[str, Any]) -> dict[str, Any]:

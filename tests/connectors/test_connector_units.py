@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import namedtuple
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +283,7 @@ def test_config_precedence(tmp_path: Path) -> None:
     # The default learner is the real model, and it checkpoints without pickle.
     assert cfg.learner == "ihomer"
     assert cfg.consumer == {"auto_offset_reset": "earliest", "max_poll_records": 1000,
+                            "partition_assignment_strategy": "cooperative-sticky",
                             "session_timeout_ms": 6000, "fetch_min_bytes": 3}
     assert cfg.unknown_feature_policy() == "add"
     with pytest.raises(ValueError, match="unknown setting 'grup_id'"):
@@ -541,31 +543,40 @@ class _Ends:
         return 0
 
 
+_Rec = namedtuple("_Rec", "topic partition offset key value headers")
+
+
+def _in_record(partition: int, offset: int, msg: dict[str, Any],
+               headers: list[tuple[str, bytes]] | None = None) -> Any:
+    """A record of the input topic ``in``, keyed by its event id."""
+    return _Rec("in", partition, offset, str(msg["id"]).encode(), json.dumps(msg).encode(),
+                headers or [])
+
+
+def _offline_service(checkpoints: Path) -> Any:
+    """A majority-learner service on topics ``in``/``out``/``dlq`` with a fake producer and a
+    checkpoint directory (its consumer is the test's to set)."""
+    from ihomer.connectors.service import Service
+
+    cfg = load_config({"learner": "majority", "metrics_port": 0, "output_topic": "out",
+                       "dead_letter_topic": "dlq", "input_topic": "in",
+                       "checkpoint_dir": str(checkpoints)}, None, {})
+    svc = Service(cfg)
+    svc._producer = _FakeProducer()
+    return svc
+
+
 def test_waiting_events_move_with_their_partition(tmp_path: Path) -> None:
     # Before, a partition that moved left its events waiting for delayed labels in the old
     # owner's buffer; their labels reached the new owner, which dead-lettered them.
-    from collections import namedtuple
-
     from kafka import TopicPartition
 
-    from ihomer.connectors.service import Service
-
-    Rec = namedtuple("Rec", "topic partition offset key value headers")
     p0, p1 = TopicPartition("in", 0), TopicPartition("in", 1)
 
-    def service(name: str) -> Service:
-        cfg = load_config({"learner": "majority", "metrics_port": 0, "output_topic": "out",
-                           "dead_letter_topic": "dlq", "input_topic": "in",
-                           "checkpoint_dir": str(tmp_path / name)}, None, {})
-        svc = Service(cfg)
-        svc._producer = _FakeProducer()
-        return svc
+    def service(name: str) -> Any:
+        return _offline_service(tmp_path / name)
 
-    def rec(partition: int, offset: int, msg: dict[str, Any],
-            headers: list[tuple[str, bytes]] | None = None) -> Any:
-        return Rec("in", partition, offset, str(msg["id"]).encode(), json.dumps(msg).encode(),
-                   headers or [])
-
+    rec = _in_record
     a = service("a")
     a._consumer = _Ends({p0: 3, p1: 1})
     a.process([rec(0, 0, {"id": "t", "features": [1.0], "labels": ["x"]}),
@@ -658,6 +669,55 @@ def test_waiting_events_move_with_their_partition(tmp_path: Path) -> None:
     b.store.close()  # type: ignore[union-attr]
 
 
+def test_a_cooperative_revoke_commits_what_leaves_and_an_eviction_hands_nothing_over(
+        tmp_path: Path) -> None:
+    # Under the cooperative assignor kafka-python has already dropped the revoked partitions
+    # from the assignment when the listener runs: their offsets were left out of the commit,
+    # and the next owner re-read them from the last interval commit. An eviction
+    # (on_partitions_lost) handed the waiting events over though the next owner reads them
+    # again from the held-back commit: each reached it twice.
+    from kafka import TopicPartition
+
+    p0, p1 = TopicPartition("in", 0), TopicPartition("in", 1)
+    a = _offline_service(tmp_path / "a")
+    a._consumer = _Ends({p0: 3, p1: 2})
+    a.process([_in_record(0, 0, {"id": "t", "features": [1.0], "labels": ["x"]}),
+               _in_record(0, 1, {"id": "e1", "features": [1.0]}),
+               _in_record(0, 2, {"id": "e2", "features": [1.0], "labels": ["x"]})], 0.0)
+    a.process([_in_record(1, 0, {"id": "t1", "features": [1.0], "labels": ["x"]}),
+               _in_record(1, 1, {"id": "e3", "features": [1.0]})], 0.0)
+    sent = len(a._producer.sent)
+    a._consumer = _Ends({p1: 2})  # cooperative: p0 is already out of the assignment
+    offsets = a._revoked([p0])
+    assert {tp.partition: o.offset for tp, o in offsets.items()} == {0: 3, 1: 1}
+    assert [json.loads(v)["id"] for _, _, v, _ in a._producer.sent[sent:]] == ["e1"]
+
+    sent = len(a._producer.sent)
+    generations = len(a.store.generations())
+    a._consumer = _Ends({})
+    a._lost([p1])
+    assert a._producer.sent[sent:] == []  # nothing handed over
+    assert len(a.join) == 0 and a.counters["stale_dropped"] == 1
+    assert a.counters["handed_over"] == 1 and a.counters["learned"] == 3
+    assert len(a.store.generations()) == generations + 1  # the model is kept
+    a.store.close()
+
+
+def test_assignors_are_named_as_kafka_clients_name_them() -> None:
+    from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+    from kafka.coordinator.assignors.range import RangePartitionAssignor
+
+    from ihomer.connectors.service import _assignors
+
+    assert _assignors("cooperative-sticky") == [CooperativeStickyAssignor]
+    assert _assignors("range, cooperative-sticky") == [RangePartitionAssignor,
+                                                        CooperativeStickyAssignor]
+    assert _assignors(["range"]) == [RangePartitionAssignor]
+    assert _assignors((RangePartitionAssignor,)) == (RangePartitionAssignor,)  # from Python
+    with pytest.raises(ValueError, match="unknown assignor 'sticky-cooperative'; known: range"):
+        _assignors("sticky-cooperative")
+
+
 @given(st.lists(st.one_of(st.none(), st.binary(max_size=40)), max_size=12))
 def test_byte_strings_survive_the_checkpoint_arrays(items: list[bytes | None]) -> None:
     # the waiting events' messages and keys (None: a record without a key) are stored this way
@@ -669,11 +729,8 @@ def test_byte_strings_survive_the_checkpoint_arrays(items: list[bytes | None]) -
 
 
 def test_handover_messages_that_break_the_rules_are_dead_lettered() -> None:
-    from collections import namedtuple
-
     from ihomer.connectors.service import Service
 
-    Rec = namedtuple("Rec", "topic partition offset key value headers")
     cfg = load_config({"learner": "majority", "metrics_port": 0, "output_topic": "out",
                        "dead_letter_topic": "dlq", "input_topic": "in",
                        "max_labels_per_event": 3}, None, {})
@@ -693,7 +750,7 @@ def test_handover_messages_that_break_the_rules_are_dead_lettered() -> None:
         headers = [("ihomer.handover", b"event")]
         if predicted is not None:
             headers.append(("ihomer.predicted", predicted))
-        records.append(Rec("in", 0, k, None, json.dumps(msg).encode(), headers))
+        records.append(_Rec("in", 0, k, None, json.dumps(msg).encode(), headers))
     svc.process(records, 0.0)
     dead = [(json.loads(v)["id"], h["ihomer.reason"].decode(), h["ihomer.error"].decode())
             for t, _, v, h in svc._producer.sent if t == "dlq"]
@@ -708,17 +765,15 @@ def test_handover_messages_that_break_the_rules_are_dead_lettered() -> None:
 
 
 def test_a_join_buffer_of_zero_keeps_nothing_waiting_and_counts_nothing_missing() -> None:
-    from collections import namedtuple
-
     from ihomer.connectors.service import Service
 
-    Rec = namedtuple("Rec", "topic partition offset key value")
     cfg = load_config({"learner": "majority", "metrics_port": 0, "output_topic": "out",
                        "dead_letter_topic": "dlq", "join_buffer": 0}, None, {})
     svc = Service(cfg)
     svc._producer = _FakeProducer()
     msgs = [{"id": f"p{i}", "features": [1.0]} for i in range(5)] + [{"id": "p0", "labels": ["x"]}]
-    svc.process([Rec("in", 0, i, None, json.dumps(m).encode()) for i, m in enumerate(msgs)], 0.0)
+    svc.process([_Rec("in", 0, i, None, json.dumps(m).encode(), [])
+                 for i, m in enumerate(msgs)], 0.0)
     assert svc.counters["predictions"] == 5 and len(svc.join) == 0
     assert svc.counters["labels_never_came"] == 0  # predict-only traffic raises no alarm
     assert svc.counters["dead_letters"]["unknown_event"] == 1  # labels nobody waits for
@@ -744,6 +799,9 @@ def test_the_takeover_window_reaches_the_true_end_whichever_source_knows_it() ->
 
         def highwater(self, part: Any) -> int | None:
             return self.hw
+
+        def assignment(self) -> set[Any]:
+            return {tp}
 
     svc = Service(load_config({"learner": "majority", "metrics_port": 0,
                                "input_topic": "in"}, None, {}))
