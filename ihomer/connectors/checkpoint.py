@@ -43,7 +43,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ihomer import __version__
-from ihomer.learners.base import MultiLabelLearner
+from ihomer.learners.base import MultiLabelLearner, is_learner
 
 FORMAT = "ihomer-checkpoint"
 #: Bumped on any change an older reader would misread; a reader refuses other versions.
@@ -81,7 +81,7 @@ def supports_state(learner: object) -> bool:
     :class:`MultiLabelLearner` defines both methods for its vocabularies only; a subclass opts in
     by overriding them, so inheriting the base versions does not count.
     """
-    if isinstance(learner, MultiLabelLearner):  # river's Pipeline passes, and has neither
+    if is_learner(learner):
         own = getattr(type(learner), "state_dict", None)
         return own is not None and own is not MultiLabelLearner.state_dict
     return isinstance(learner, SupportsState)

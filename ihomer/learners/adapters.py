@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ihomer.learners.base import MultiLabelLearner, Predictions
+from ihomer.learners.base import MultiLabelLearner, Predictions, is_learner
 from ihomer.stream.base import INDEX_DTYPE, Batch
 
 
@@ -70,4 +70,4 @@ class RiverAdapter(MultiLabelLearner):
 
 def as_learner(model: Any) -> MultiLabelLearner:
     """``model`` itself if it is an ihomer learner, else wrapped in :class:`RiverAdapter`."""
-    return model if isinstance(model, MultiLabelLearner) else RiverAdapter(model)
+    return model if is_learner(model) else RiverAdapter(model)

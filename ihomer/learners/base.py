@@ -268,6 +268,20 @@ def check_seed(value: Any) -> None:
         raise ValueError(f"seed must be an integer, not {value!r}")
 
 
+def is_learner(model: object) -> bool:
+    """Whether ``model`` is an ihomer learner (a :class:`MultiLabelLearner`). Not
+    ``isinstance``: river's estimators answer it for a pipeline by its last step, and a river
+    ``Pipeline`` ending in an ihomer learner has none of the learner's array face.
+
+    >>> from river import preprocessing
+    >>> from ihomer.learners.baselines import MajorityLabelset
+    >>> pipeline = preprocessing.StandardScaler() | MajorityLabelset()
+    >>> isinstance(pipeline, MultiLabelLearner), is_learner(pipeline)
+    (True, False)
+    """
+    return issubclass(type(model), MultiLabelLearner)
+
+
 class MultiLabelLearner(river_base.MultiLabelClassifier):
     """Base class: vocabularies, the river face, and the array face.
 
@@ -563,10 +577,13 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
         """Learn one instance; new features and new labels get ids on the fly."""
         names = _labels_from_y(y)  # checked before x's features join the vocabulary
         row = self._row_from_x(x, grow=True)
-        lab = sorted({self.label_vocab.add(name) for name in names})
         if isinstance(y, Mapping):
-            for name in y:  # labels named as absent are still part of the label set
+            # labels named as absent are part of the label set too, and new ones get their
+            # ids in the dict's order (as a bound schema's), present or not: iHOMER's
+            # clustering visits labels by id, so another order gives other answers
+            for name in y:
                 self.label_vocab.add(name)
+        lab = sorted({self.label_vocab.add(name) for name in names})
         row.label_indptr = np.array([0, len(lab)], dtype=PTR_DTYPE)
         row.label_ids = np.asarray(lab, dtype=INDEX_DTYPE)
         self._ensure(len(self.feature_vocab), len(self.label_vocab))
