@@ -303,22 +303,26 @@ def test_every_break_of_the_csr_contract_is_named(batch, data):
 
 
 @pytest.mark.parametrize(("name", "params", "message"), [
-    ("mlhat", {"grace_period": 0}, "grace_period must be in [1, inf), not 0"),
+    ("mlhat", {"grace_period": 0}, "grace_period must be an integer in [1, inf), not 0"),
     ("mlhat", {"delta": 0.0}, "delta must be in (0, 1), not 0.0"),  # was a ZeroDivisionError
     ("mlhat", {"delta": 2}, "delta must be in (0, 1), not 2"),
     ("mlhat", {"tau": -1}, "tau must be in [0, inf)"),
-    ("mlhat", {"n_thresholds": 0}, "n_thresholds must be in [1, inf)"),
+    ("mlhat", {"n_thresholds": 0}, "n_thresholds must be an integer in [1, inf)"),
     ("mlhat", {"learning_rate": -1.0}, "learning_rate must be in (0, inf)"),
     ("mlhat", {"nb_alpha": 0.0}, "nb_alpha must be in (0, inf)"),
     ("mlhat", {"adwin_delta": 1.0}, "adwin_delta must be in (0, 1)"),
-    ("mlhat", {"drift_window": 0}, "drift_window must be in [1, inf)"),
-    ("mlhat", {"max_nodes": 0}, "max_nodes must be None or in [1, inf)"),
+    ("mlhat", {"drift_window": 0}, "drift_window must be an integer in [1, inf)"),
+    ("mlhat", {"max_nodes": 0}, "max_nodes must be None or an integer in [1, inf)"),
     ("mlhat", {"threshold": 1.0}, "threshold must be in (0, 1)"),
     ("mlhat", {"tau": float("nan")}, "tau must be in [0, inf), not nan"),
-    ("ihomer", {"handover_min": -1}, "handover_min must be in [1, inf)"),  # was an endless loop
-    ("ihomer", {"handover_min": 300, "handover_max": 200}, "handover_max must be in [300, inf)"),
-    ("ihomer", {"route_from": 0}, "route_from must be in [1, inf)"),
-    ("ihomer", {"tree": {"grace_period": 0}}, "tree: grace_period must be in [1, inf)"),
+    # was an endless loop
+    ("ihomer", {"handover_min": -1}, "handover_min must be an integer in [1, inf)"),
+    ("ihomer", {"handover_min": 300, "handover_max": 200},
+     "handover_max (200) must be at least handover_min (300)"),
+    # the default handover_max is not to blame when only handover_min was set
+    ("ihomer", {"handover_min": 10000}, "handover_max (5000) must be at least handover_min"),
+    ("ihomer", {"route_from": 0}, "route_from must be an integer in [1, inf)"),
+    ("ihomer", {"tree": {"grace_period": 0}}, "tree: grace_period must be an integer in [1, inf)"),
     ("ihomer", {"tree": {"bogus": 1}}, "tree: MLHAT.__init__() got an unexpected keyword"),
 ])
 def test_a_bad_parameter_fails_at_once_by_name(name, params, message):
@@ -336,14 +340,35 @@ def test_a_bad_parameter_fails_at_once_by_name(name, params, message):
     ("ihomer", {"warm_start": "False"}, "warm_start must be True or False"),
     ("ihomer", {"handover": None}, "handover must be True or False, not None"),
     ("ihomer", {"seed": True}, "seed must be an integer, not True"),
+    # infinite rates gave NaN probabilities, then "negative dimensions" from the decoder
+    ("mlhat", {"learning_rate": float("inf")}, "learning_rate must be in (0, inf), not inf"),
+    ("mlhat", {"leaf_mixing": float("inf")}, "leaf_mixing must be None or in [0, inf), not inf"),
+    ("ihomer", {"tree": {"nb_alpha": float("inf")}}, "tree: nb_alpha must be in (0, inf)"),
+    # integer parameters took fractions; other types failed in a comparison naming nothing
+    ("mlhat", {"grace_period": 2.5}, "grace_period must be an integer in [1, inf), not 2.5"),
+    ("mlhat", {"max_depth": 2.5}, "max_depth must be an integer in [0, inf)"),
+    ("mlhat", {"max_labelsets": "x"}, "max_labelsets must be an integer in [1, inf), not 'x'"),
+    ("mlhat", {"model_fading": "x"}, "model_fading must be in (0, 1], not 'x'"),
+    ("mlhat", {"labelset_prior": "x"}, "labelset_prior must be in [0, inf), not 'x'"),
+    ("mlhat", {"vote_weight": [1]}, "vote_weight must be 'auto' or in [0, 1], not [1]"),
+    ("ihomer", {"route_from": 1.5}, "route_from must be an integer in [1, inf), not 1.5"),
+    ("ihomer", {"n_min": "x"}, "n_min must be an integer in [1, inf), not 'x'"),
+    ("ihomer", {"max_size": 1}, "max_size must be None or an integer in [2, inf), not 1"),
 ])
 def test_a_constructor_refuses_a_flag_or_seed_of_another_type(name, params, message):
-    """Built directly (not through ``make``, which parses strings), a yes/no option given a
-    string such as "false" would be truthy and switch the option on."""
+    """Built directly (not through ``make``, which parses strings and checks types), a yes/no
+    option given a string such as "false" would be truthy and switch the option on, and a
+    value of another kind failed later, or never."""
     cls = {"mlhat": MLHAT, "ihomer": IHOMER}[name]
     with pytest.raises(ValueError, match=re.escape(message)):
         cls(**params)
-    cls(**{k: (np.bool_(True) if k != "seed" else np.int64(3)) for k in params})  # numpy's
+
+
+def test_numpy_flags_and_integers_are_taken() -> None:
+    MLHAT(no_change=np.bool_(True), poisson=np.bool_(False), seed=np.int64(3),
+          grace_period=np.int64(50), max_nodes=np.int32(100), learning_rate=np.float32(0.5))
+    IHOMER(handover=np.bool_(True), warm_start=np.bool_(False), n_min=np.int64(50),
+           seed=np.int64(3))
 
 
 @pytest.mark.parametrize(("field", "message"), [

@@ -35,6 +35,7 @@ Batches are checked where they come in, before any of the model changes: their l
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
@@ -224,29 +225,40 @@ def _labels_from_y(y: Targets) -> list[Label]:
 
 def check_range(name: str, value: Any, low: float | None = None, high: float | None = None,
                 *, open_low: bool = False, open_high: bool = False,
-                optional: bool = False) -> None:
-    """A ValueError naming ``name`` unless ``value`` is a number (not a bool) within the
-    bounds (``None``: unbounded; ``open_*``: the bound itself excluded), or ``None`` when
-    ``optional``. Constructors call it so that a bad parameter fails at once, by name, not as
-    a ZeroDivisionError or an endless loop at the first instance.
+                optional: bool = False, integer: bool = False) -> None:
+    """A ValueError naming ``name`` unless ``value`` is a finite number (not a bool; an
+    integer when ``integer``) within the bounds (``None``: unbounded; ``open_*``: the bound
+    itself excluded), or ``None`` when ``optional``. Constructors call it so that a bad
+    parameter fails at once, by name, not as a ZeroDivisionError, an endless loop or NaN
+    probabilities at the first instance, nor as a comparison's TypeError naming nothing.
 
     >>> check_range("delta", 0.0, 0.0, 1.0, open_low=True, open_high=True)
     Traceback (most recent call last):
     ...
     ValueError: delta must be in (0, 1), not 0.0
+    >>> check_range("grace_period", 2.5, 1, integer=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: grace_period must be an integer in [1, inf), not 2.5
     """
     if optional and value is None:
         return
-    ok = isinstance(value, Real) and not isinstance(value, bool) and value == value
+    kind = Integral if integer else Real
+    ok = (isinstance(value, kind) and not isinstance(value, bool | np.bool_)
+          and math.isfinite(value))
     if ok and low is not None:
         ok = value > low if open_low else value >= low
     if ok and high is not None:
         ok = value < high if open_high else value <= high
     if not ok:
-        left = "(-inf" if low is None else f"{'(' if open_low else '['}{low:g}"
-        right = "inf)" if high is None else f"{high:g}{')' if open_high else ']'}"
+        def bound(b: float) -> str:
+            return f"{b:,}" if isinstance(b, int) else f"{b:g}"
+
+        left = "(-inf" if low is None else f"{'(' if open_low else '['}{bound(low)}"
+        right = "inf)" if high is None else f"{bound(high)}{')' if open_high else ']'}"
         either = "None or " if optional else ""
-        raise ValueError(f"{name} must be {either}in {left}, {right}, not {value!r}")
+        what = "an integer in" if integer else "in"
+        raise ValueError(f"{name} must be {either}{what} {left}, {right}, not {value!r}")
 
 
 def check_flag(name: str, value: Any) -> None:

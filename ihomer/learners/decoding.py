@@ -47,7 +47,7 @@ from typing import Any, NamedTuple
 import numba
 import numpy as np
 
-from ihomer.learners.base import Predictions
+from ihomer.learners.base import Predictions, check_range
 from ihomer.stream.base import INDEX_DTYPE, PTR_DTYPE, VALUE_DTYPE
 
 #: Scores are clipped to [EPS, 1 - EPS] before the logarithms: a leaf's majority-labelset model
@@ -810,11 +810,12 @@ class Votes:
 
 def check_vote_weight(vote_weight: float | str) -> None:
     """``vote_weight`` is ``"auto"`` or a share in [0, 1], else a ValueError says so."""
-    if isinstance(vote_weight, str):
-        if vote_weight != "auto":
-            raise ValueError(f"vote_weight must be 'auto' or in [0, 1], not {vote_weight!r}")
-    elif not 0.0 <= vote_weight <= 1.0:
-        raise ValueError(f"vote_weight must be 'auto' or in [0, 1], not {vote_weight!r}")
+    if vote_weight != "auto":
+        try:
+            check_range("vote_weight", vote_weight, 0.0, 1.0)
+        except ValueError:
+            raise ValueError(
+                f"vote_weight must be 'auto' or in [0, 1], not {vote_weight!r}") from None
 
 
 class Neighbours(NamedTuple):

@@ -114,7 +114,13 @@ from ihomer.learners.base import (
     check_seed,
 )
 from ihomer.learners.clustering import Change, LabelClustering
-from ihomer.learners.decoding import LABELSET_PRIOR, NoChange, SeenLabelsets, Votes
+from ihomer.learners.decoding import (
+    LABELSET_PRIOR,
+    NoChange,
+    SeenLabelsets,
+    Votes,
+    check_vote_weight,
+)
 from ihomer.learners.mlhat import MLHAT
 from ihomer.stream.base import INDEX_DTYPE, PTR_DTYPE, VALUE_DTYPE, Batch
 
@@ -277,13 +283,23 @@ class IHOMER(MultiLabelLearner):
                            ("no_change", no_change)):
             check_flag(name, flag)
         check_seed(seed)
-        check_range("handover_min", handover_min, 1)
-        check_range("handover_max", handover_max, handover_min)
-        check_range("route_from", route_from, 1)
-        check_range("max_bytes", max_bytes, 0, optional=True)
-        # the clustering's own checks would name them delta and tau
+        check_range("handover_min", handover_min, 1, integer=True)
+        check_range("handover_max", handover_max, 1, integer=True)
+        if handover_max < handover_min:  # say so, rather than blame the one left at default
+            raise ValueError(f"handover_max ({handover_max}) must be at least handover_min "
+                             f"({handover_min}): raise handover_max with handover_min")
+        check_range("route_from", route_from, 1, integer=True)
+        check_range("max_bytes", max_bytes, 0, optional=True, integer=True)
+        # the clustering's own checks would name them delta and tau, and would compare a
+        # string before saying what it is
         check_range("cluster_delta", cluster_delta, 0, 1, open_low=True, open_high=True)
         check_range("cluster_tau", cluster_tau, 0)
+        check_range("n_min", n_min, 1, integer=True)
+        check_range("min_size", min_size, 1, optional=True, integer=True)
+        check_range("max_size", max_size, 2, optional=True, integer=True)
+        check_range("max_labelsets", max_labelsets, 1, integer=True)
+        check_range("labelset_prior", labelset_prior, 0.0)
+        check_vote_weight(vote_weight)
         if tree is not None and not isinstance(tree, dict):
             raise ValueError("tree must be a dict of MLHAT's arguments, e.g. --param "
                              f"'tree={{\"grace_period\": 50}}', not {tree!r}")

@@ -15,7 +15,7 @@ from ihomer.learners.base import (
     check_range,
     check_seed,
 )
-from ihomer.learners.decoding import LABELSET_PRIOR, NoChange, SeenLabelsets
+from ihomer.learners.decoding import LABELSET_PRIOR, NoChange, SeenLabelsets, check_vote_weight
 from ihomer.learners.mlhat import kernels as K
 from ihomer.learners.mlhat.state import (
     C_ALT_LIVE,
@@ -329,24 +329,30 @@ class MLHAT(MultiLabelLearner):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        for name, value, low, high, open_low, open_high, optional in (
-            ("grace_period", grace_period, 1, None, False, False, False),
-            ("delta", delta, 0.0, 1.0, True, True, False),
-            ("tau", tau, 0.0, None, False, False, False),
-            ("n_thresholds", n_thresholds, 1, None, False, False, False),
-            ("learning_rate", learning_rate, 0.0, None, True, False, False),
-            ("learning_rate_fast", learning_rate_fast, 0.0, None, True, False, False),
-            ("nb_alpha", nb_alpha, 0.0, None, True, False, False),
-            ("adwin_delta", adwin_delta, 0.0, 1.0, True, True, False),
-            ("switch_significance", switch_significance, 0.0, 1.0, True, True, False),
-            ("drift_window", drift_window, 1, None, False, False, False),
-            ("max_depth", max_depth, 0, None, False, False, False),
-            ("max_nodes", max_nodes, 1, None, False, False, True),
-            ("max_bytes", max_bytes, 0, None, False, False, True),
-            ("threshold", threshold, 0.0, 1.0, True, True, False),
+        # name, value, low, high, open_low, open_high, optional (None allowed), integer
+        for name, value, low, high, open_low, open_high, optional, integer in (
+            ("grace_period", grace_period, 1, None, False, False, False, True),
+            ("delta", delta, 0.0, 1.0, True, True, False, False),
+            ("tau", tau, 0.0, None, False, False, False, False),
+            ("n_thresholds", n_thresholds, 1, None, False, False, False, True),
+            ("learning_rate", learning_rate, 0.0, None, True, False, False, False),
+            ("learning_rate_fast", learning_rate_fast, 0.0, None, True, False, False, False),
+            ("nb_alpha", nb_alpha, 0.0, None, True, False, False, False),
+            ("leaf_mixing", leaf_mixing, 0.0, None, False, False, True, False),
+            ("adwin_delta", adwin_delta, 0.0, 1.0, True, True, False, False),
+            ("switch_significance", switch_significance, 0.0, 1.0, True, True, False, False),
+            ("drift_window", drift_window, 1, None, False, False, False, True),
+            ("max_depth", max_depth, 0, None, False, False, False, True),
+            ("max_nodes", max_nodes, 1, None, False, False, True, True),
+            ("max_bytes", max_bytes, 0, None, False, False, True, True),
+            ("model_fading", model_fading, 0.0, 1.0, True, False, False, False),
+            ("threshold", threshold, 0.0, 1.0, True, True, False, False),
+            ("max_labelsets", max_labelsets, 1, None, False, False, False, True),
+            ("labelset_prior", labelset_prior, 0.0, None, False, False, False, False),
         ):
             check_range(name, value, low, high, open_low=open_low, open_high=open_high,
-                        optional=optional)
+                        optional=optional, integer=integer)
+        check_vote_weight(vote_weight)
         for name, flag in (("nonempty", nonempty), ("no_change", no_change),
                            ("poisson", poisson)):
             check_flag(name, flag)
@@ -358,8 +364,6 @@ class MLHAT(MultiLabelLearner):
         self.learning_rate = learning_rate
         self.learning_rate_fast = learning_rate_fast
         self.nb_alpha = nb_alpha
-        if leaf_mixing is not None and not leaf_mixing >= 0.0:
-            raise ValueError(f"leaf_mixing must be None or at least 0, not {leaf_mixing!r}")
         self.leaf_mixing = leaf_mixing
         self.adwin_delta = adwin_delta
         self.switch_significance = switch_significance
@@ -369,8 +373,6 @@ class MLHAT(MultiLabelLearner):
         self.max_bytes = max_bytes
         if loss not in _LOSSES:
             raise ValueError(f"loss must be one of {sorted(_LOSSES)}, not {loss!r}")
-        if not 0.0 < model_fading <= 1.0:
-            raise ValueError(f"model_fading must be in (0, 1], not {model_fading!r}")
         self.loss = loss
         self.model_fading = model_fading
         self.threshold = threshold
