@@ -305,6 +305,17 @@ def test_memory_budget_holds_across_all_trees() -> None:
     assert len(model.predict_many(probe)) == 200
 
 
+def test_a_budget_below_what_the_trees_cannot_give_back_is_said_once() -> None:
+    # it used to be exceeded without a word (enron at 4 MB: 11.7 MB held)
+    stream = many_label_stream()
+    model = IHOMER(n_min=50, max_bytes=200_000).bind(stream.schema)
+    with pytest.warns(UserWarning, match=r"max_bytes=200,000 cannot hold: its \d+ trees") as w:
+        for start in range(0, len(stream.data), 250):
+            model.test_then_train_many(stream.data.slice(start, start + 250))
+    assert sum("cannot hold" in str(x.message) for x in w) == 1
+    assert model.memory_bytes > 200_000
+
+
 @pytest.mark.parametrize("mode", ["homer", "flat"])
 def test_state_dict_round_trip_continues_exactly(mode: str) -> None:
     import json

@@ -100,6 +100,7 @@ Example
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,7 +193,9 @@ class IHOMER(MultiLabelLearner):
     max_bytes
         Bound on the bytes of all trees together (see :meth:`_share_memory`); each tree also
         keeps its own ``max_bytes`` (MLHAT's default 512 MiB, or as set in ``tree``). ``None``
-        for no common bound.
+        for no common bound. What a tree holds besides its statistics rows (its nodes and
+        per-label arrays: 165 to 480 KB a tree on enron) is not cut: a budget below what the
+        trees hold that way cannot hold, and a warning says so once.
     decode
         ``"clusters"``: the union of what the cluster trees answer. ``"seen"``: that union, or
         the most likely label set seen so far under every label's probability P(cluster)
@@ -341,6 +344,7 @@ class IHOMER(MultiLabelLearner):
         self._next_key = 0
         self._owner = np.full(0, -1, np.int64)
         self._seen = 0
+        self._over_budget = False  # warned that max_bytes cannot hold (_share_memory)
         self._meta: MLHAT | None = None
         self._meta_keys: list[int | None] = []  # None: a retired cluster's column
         self.events: list[dict[str, Any]] = []
@@ -619,6 +623,16 @@ class IHOMER(MultiLabelLearner):
                 t.share_memory(h * room // total)
             held = [t.memory_bytes for t in trees]
             total = sum(held)
+            if total > room and not self._over_budget:
+                # a tree's nodes, labels and feature arrays are not cut: a budget below them
+                # cannot hold, and the trees have given up their statistics rows meanwhile
+                self._over_budget = True
+                warnings.warn(
+                    f"IHOMER: max_bytes={self.max_bytes:,} cannot hold: its {len(trees)} trees "
+                    f"and the clustering hold {total + self.max_bytes - room:,} bytes after the "
+                    f"trees gave back the statistics they could (a tree's nodes and label "
+                    f"arrays are not cut; the trees split less meanwhile); raise max_bytes",
+                    stacklevel=4)
         free = max(0, room - total)
         for t, h in zip(trees, held, strict=True):
             t.share_memory(h + free * h // max(total, 1))
