@@ -21,7 +21,7 @@ from conftest import random_stream, shared_dataset
 
 from ihomer.cli import main
 from ihomer.learners.registry import available
-from ihomer.stream.base import Batch, InMemoryStream, Schema
+from ihomer.stream.base import Batch, InMemoryStream, Schema, StreamError
 from ihomer.stream.featurize import (
     MAX_HASH_FEATURES,
     FeaturizedStream,
@@ -31,6 +31,7 @@ from ihomer.stream.featurize import (
     murmur3_32,
 )
 from ihomer.stream.recorded import RecordedStream
+from ihomer.stream.sources import open_stream
 
 TEXTS = [
     "Real-time strategy game of ancient warfare",
@@ -141,6 +142,11 @@ def test_hashing_is_deterministic_across_processes() -> None:
     ("hashing:model", {}, "takes no model"),
     ("hashing", {"n_features": 2**21}, "n_features"),
     ("hashing", {"norm": "l1"}, "norm"),
+    # cast before: "false" switched signing on, 2.5 became 2, "1024" became 1024
+    ("hashing", {"signed": "false"}, "hashing featurizer: signed must be True or False"),
+    ("hashing", {"n_features": 2.5}, "n_features must be an integer in \\[1, 1,048,576\\]"),
+    ("hashing", {"n_features": "1024"}, "n_features must be an integer"),
+    ("hashing", {"ngrams": "x"}, "ngrams must be an integer in \\[1, inf\\), not 'x'"),
 ])
 def test_make_featurizer_rejects_bad_specs(spec: str, params: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -180,6 +186,17 @@ def test_featurized_stream_keeps_the_protocol(queue_depth: int) -> None:
 def test_transform_refuses_what_is_not_a_list_of_strings(texts, message) -> None:
     with pytest.raises(TypeError, match=re.escape(message)):
         HashingFeaturizer().transform(texts)
+
+
+def test_a_lone_surrogate_is_refused_by_name_not_by_the_encoder(tmp_path: Path) -> None:
+    # JSON's "\ud800" escape decodes to one: it failed as an unlocated UnicodeEncodeError
+    with pytest.raises(ValueError, match=re.escape("text 1: '\\ud800' at character 4 is a "
+                                                   "lone surrogate")):
+        HashingFeaturizer().transform(["ok", "bad \ud800 text"])
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"text": "fine", "labels": ["a"]}\n{"text": "bad \\ud800", "labels": []}\n')
+    with pytest.raises(StreamError, match=re.escape("t.jsonl, line 2, field 'text'")):
+        open_stream(path)
 
 
 def test_featurized_stream_worker_errors_reach_the_consumer() -> None:
@@ -298,6 +315,15 @@ def test_embedding_device_and_model_errors(embedder) -> None:  # type: ignore[no
             make_featurizer("embedding", device="cuda")
     with pytest.raises(ValueError, match="never downloaded"):
         make_featurizer("embedding:sentence-transformers/all-mpnet-base-v2")
+
+
+def test_the_embedding_featurizer_leaves_the_environment_alone(  # type: ignore[no-untyped-def]
+        embedder, monkeypatch) -> None:
+    # it set HF_HUB_OFFLINE for the rest of the process: the host's own Hugging Face use too
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    make_featurizer("embedding", {"batch_size": 4}, device="cpu")
+    assert "HF_HUB_OFFLINE" not in os.environ and "TRANSFORMERS_OFFLINE" not in os.environ
 
 
 def test_convert_with_embeddings_then_replay_needs_no_model(tmp_path: Path, embedder,  # type: ignore[no-untyped-def]

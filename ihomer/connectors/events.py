@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ihomer.learners.base import Vocabulary
-from ihomer.stream.base import INDEX_DTYPE, MAX_ABS_VALUE, VALUE_DTYPE
+from ihomer.stream.base import INDEX_DTYPE, MAX_ABS_VALUE, VALUE_DTYPE, text_problem
 
 #: Why a message was dead-lettered (each has a counter in the service's metrics).
 REASONS: tuple[str, ...] = (
@@ -240,6 +240,9 @@ class EventParser:
         if text is not None and not isinstance(text, str):
             raise Rejected("wrong_type", f"event {event_id!r}, field 'text': expected a string, "
                                          f"got {type(text).__name__}")
+        problem = None if text is None else text_problem(text)
+        if problem is not None:
+            raise Rejected("wrong_type", f"event {event_id!r}, field 'text': {problem}")
         raw_labels = record.get("labels")
         if raw_labels is not None:
             self.check_label_names(raw_labels, f"event {event_id!r}, field 'labels'")

@@ -49,6 +49,22 @@ def unusable_value(value: float) -> str:
             "statistics hold (rescale the feature)")
 
 
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be featurized, or ``None``. JSON's ``"\\ud800"`` escape decodes to
+    a lone surrogate, which is no Unicode character: UTF-8 (the featurizers' input, and the
+    output topics') cannot encode it.
+
+    >>> text_problem("fine"), text_problem("bad \\ud800 text")
+    (None, "'\\\\ud800' at character 4 is a lone surrogate, not a Unicode character")
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return (f"{text[e.start]!r} at character {e.start} is a lone surrogate, not a Unicode "
+                "character")
+    return None
+
+
 def first_unusable(values: np.ndarray) -> int | None:
     """The position of the first value of ``values`` that :func:`unusable_value` refuses."""
     bad = np.flatnonzero(~(np.abs(values) <= MAX_ABS_VALUE) & ~np.isnan(values))

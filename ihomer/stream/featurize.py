@@ -65,6 +65,7 @@ from ihomer.stream.base import (
     Schema,
     Stream,
     stream_length,
+    text_problem,
 )
 
 __all__ = [
@@ -130,6 +131,9 @@ class Featurizer:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"text {i}: {t!r} is a {type(t).__name__}, not a str")
+            problem = text_problem(t)
+            if problem is not None:
+                raise ValueError(f"text {i}: {problem}")
         return self._transform(texts)
 
     def _transform(self, texts: list[str]) -> Features:
@@ -329,15 +333,17 @@ class HashingFeaturizer(Featurizer):
 
     def __init__(self, n_features: int = 2**16, ngrams: int = 2, signed: bool = True,
                  norm: str | None = "l2", seed: int = 0) -> None:
-        if not 1 <= int(n_features) <= MAX_HASH_FEATURES:
-            raise ValueError(f"hashing featurizer: n_features must be in [1, 2**20], "
-                             f"got {n_features}")
-        if int(ngrams) < 1:
-            raise ValueError(f"hashing featurizer: ngrams must be >= 1, got {ngrams}")
+        from ihomer.learners.base import check_flag, check_range
+
+        try:  # a string or a fraction was cast before ("false" switched signing on)
+            check_range("n_features", n_features, 1, MAX_HASH_FEATURES, integer=True)
+            check_range("ngrams", ngrams, 1, integer=True)
+            check_flag("signed", signed)
+            check_range("seed", seed, 0, 2**32, open_high=True, integer=True)
+        except ValueError as e:
+            raise ValueError(f"hashing featurizer: {e}") from None
         if norm not in ("l2", None, "none"):
             raise ValueError(f"hashing featurizer: norm must be 'l2' or None, got {norm!r}")
-        if not 0 <= int(seed) < 2**32:
-            raise ValueError(f"hashing featurizer: seed must be in [0, 2**32), got {seed}")
         self.n_features = int(n_features)
         self.ngrams = int(ngrams)
         self.signed = bool(signed)
@@ -462,10 +468,9 @@ class EmbeddingFeaturizer(Featurizer):
             torch.set_num_threads(int(threads))
         self.threads = torch.get_num_threads()
         self.spec = f"embedding:{model}"
-        # Offline before the Hugging Face libraries read their settings (at import): a model
-        # directory must never turn into a download, whatever it names in its config.
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        # local_files_only: a model directory never turns into a download, whatever it names
+        # in its config. (Setting HF_HUB_OFFLINE instead, as before, switched the embedding
+        # application's own Hugging Face use offline for the rest of the process.)
         try:
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ihomer.stream.arff import read_text
-from ihomer.stream.base import Batch, InMemoryStream, Instance, Schema, StreamError
+from ihomer.stream.base import Batch, InMemoryStream, Instance, Schema, StreamError, text_problem
 from ihomer.stream.labels import parse_label_spec
 
 __all__ = ["read_jsonl"]
@@ -94,6 +94,9 @@ def read_jsonl(
             if not isinstance(value, str):
                 raise StreamError(source, number, name,
                                   f"text must be a string, got {type(value).__name__}")
+            problem = text_problem(value)
+            if problem is not None:
+                raise StreamError(source, number, name, problem)
             parts.append(value)
         texts.append("\n".join(parts))
 

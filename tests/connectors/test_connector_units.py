@@ -46,6 +46,7 @@ def parser(**kw: object) -> EventParser:
     (b'{"id": "e", "features": [1, 2, 3], "labels": "x"}', "wrong_type"),
     (b'{"id": "e", "features": [1, 2, 3], "labels": [1]}', "wrong_type"),
     (b'{"id": "e", "text": 7}', "wrong_type"),
+    (b'{"id": "e", "features": [1, 2, 3], "text": "a \\ud800"}', "wrong_type"),  # no character
     (b'{"id": "", "features": [1, 2, 3]}', "wrong_type"),  # an empty id names no event
     (b'{"id": "t", "text": "only text"}', "missing_field"),  # no featurizer: no features
     (b'{"id": "e", "features": [1, NaN, 3]}', "non_finite"),
