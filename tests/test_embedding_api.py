@@ -125,8 +125,37 @@ def test_from_dense_reads_a_dataframes_missing_values_and_names_a_bad_column():
     b = Batch.from_dense(df, [[1], [0], [1]])
     assert b.indices.tolist() == [0, 1, 0, 0, 1]  # pd.NA kept as NaN: a missing value
     np.testing.assert_array_equal(b.values, [1.0, 0.5, np.nan, 3.0, 2.0])
-    with pytest.raises(TypeError, match="column 's' \\(object\\)"):
+    with pytest.raises(TypeError, match="X, column 's' must hold numbers only: \\[0\\] is 'x'"):
         Batch.from_dense(pd.DataFrame({"a": [1.0, 2.0], "s": ["x", "y"]}))
+    # a date was its epoch count, a numeric string its number
+    with pytest.raises(TypeError, match="column 't' is datetime64"):
+        Batch.from_dense(pd.DataFrame({"t": pd.to_datetime(["2024-01-01", "2024-01-02"])}))
+    with pytest.raises(TypeError, match="column 's' must hold numbers only: \\[1\\] is '2'"):
+        Batch.from_dense(pd.DataFrame({"s": [1.0, "2"]}))
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: Batch.from_dense([["1.5", "2"]]), "X must hold numbers only, not <U3 values"),
+    (lambda: Batch.from_dense(np.array([[1 + 2j]])), "not complex128 values"),
+    (lambda: Batch.from_dense([[1.0, object()]]), "X must hold numbers only: [0, 1] is <object"),
+    (lambda: Batch([0, 1], [0], ["1.5"], [0, 0], []), "feature values must hold numbers only"),
+    (lambda: batch_from_arrow(pa.table({"t": pa.array([1], pa.timestamp("s"))}), features=["t"]),
+     "feature column 't' (timestamp[s]) is not numeric"),
+    (lambda: batch_from_arrow(pa.table({"s": ["1.5"]}), features=["s"]),
+     "feature column 's' (string) is not numeric"),
+])
+def test_numbers_are_never_made_up_from_strings_dates_or_complex_values(build, message):
+    with pytest.raises(TypeError, match=re.escape(message)):
+        build()
+
+
+def test_none_decimals_and_booleans_read_as_numbers():
+    from decimal import Decimal
+
+    assert Batch.from_dense([[1, None, True]]).values.tolist()[0] == 1.0
+    assert np.isnan(Batch.from_dense([[1, None, True]]).values[1])
+    t = pa.table({"d": pa.array([Decimal("1.5"), None]), "b": [True, False]})
+    assert batch_from_arrow(t, features=["d", "b"]).values[:2].tolist() == [1.5, 1.0]
 
 
 @pytest.mark.parametrize(("y", "error", "message"), [

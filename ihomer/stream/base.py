@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence, Sized
 from dataclasses import dataclass, field
+from decimal import Decimal
+from numbers import Real
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -243,24 +245,39 @@ def _writable(arr: np.ndarray) -> np.ndarray:
     return arr if arr.flags.writeable else arr.copy()
 
 
-def _numbers(X: Any) -> np.ndarray:
-    """``X`` as float64; a DataFrame's nullable columns (``pd.NA``) give NaN, a missing value.
-    A TypeError names the first column that holds something else."""
+def as_numbers(X: Any, what: str = "X") -> np.ndarray:
+    """``X`` as float64; a DataFrame's nullable columns (``pd.NA``) give NaN, a missing value,
+    as does ``None``. A TypeError names the first column (or entry) that holds something else:
+    numeric strings, dates and complex numbers were cast before (a date to its epoch count).
+    """
     if hasattr(X, "columns") and hasattr(X, "to_numpy"):  # a pandas DataFrame
-        try:
-            return np.asarray(X.to_numpy(dtype=VALUE_DTYPE, na_value=np.nan))
-        except (TypeError, ValueError):
-            for c in X.columns:
-                try:
-                    X[c].to_numpy(dtype=VALUE_DTYPE, na_value=np.nan)
-                except (TypeError, ValueError) as e:
-                    raise TypeError(f"X must hold numbers only: column {c!r} ({X[c].dtype}): "
-                                    f"{e}") from None
-            raise
+        for c in X.columns:
+            kind = getattr(X[c].dtype, "kind", "O")
+            if kind not in "biufO":
+                raise TypeError(f"{what} must hold numbers only: column {c!r} is {X[c].dtype}")
+            if kind == "O":
+                _only_numbers(X[c].to_numpy(dtype=object, na_value=None), f"{what}, column {c!r}")
+        return np.asarray(X.to_numpy(dtype=VALUE_DTYPE, na_value=np.nan))
     try:
-        return np.asarray(X, dtype=VALUE_DTYPE)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"X must hold numbers only: {e}") from None
+        a = np.asarray(X)
+    except ValueError as e:  # ragged rows
+        raise TypeError(f"{what} must be a rectangle of numbers: {e}") from None
+    if a.dtype.kind == "O":
+        _only_numbers(a, what)
+    elif a.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must hold numbers only, not {a.dtype} values (strings, dates "
+                        "and complex numbers are not cast)")
+    return np.asarray(a, dtype=VALUE_DTYPE)
+
+
+def _only_numbers(a: np.ndarray, what: str) -> None:
+    """A TypeError naming the first entry of the object array ``a`` that is neither a real
+    number (a ``Decimal`` too: Arrow's decimal columns) nor a missing value (``None``, NaN)."""
+    for pos, v in np.ndenumerate(a):
+        if v is not None and not isinstance(v, Real | np.bool_ | Decimal):
+            where = ", ".join(map(str, pos))
+            raise TypeError(f"{what} must hold numbers only: [{where}] is {v!r} "
+                            f"({type(v).__name__})")
 
 
 @dataclass
@@ -285,7 +302,7 @@ class Batch:
     def __post_init__(self) -> None:
         self.indptr = _integers(self.indptr, PTR_DTYPE, "feature pointers", None)
         self.indices = _integers(self.indices, INDEX_DTYPE, "feature id", self.indptr)
-        self.values = _writable(np.asarray(self.values, dtype=VALUE_DTYPE))
+        self.values = _writable(as_numbers(self.values, "feature values"))
         self.label_indptr = _integers(self.label_indptr, PTR_DTYPE, "label pointers", None)
         self.label_ids = _integers(self.label_ids, INDEX_DTYPE, "label id", self.label_indptr)
         if len(self.indptr) != len(self.label_indptr):
@@ -493,7 +510,7 @@ class Batch:
         >>> b.indices.tolist(), b.label_ids.tolist()
         ([0, 2, 2], [0, 0, 1])
         """
-        x = _numbers(X)
+        x = as_numbers(X)
         if x.ndim != 2:
             raise ValueError(f"X must be 2-D (rows, features), not of shape {x.shape}")
         mask = x != 0  # NaN too: a missing value is kept for the learner to count

@@ -43,6 +43,7 @@ from ihomer.stream.base import (
     Schema,
     Stream,
     StreamError,
+    as_numbers,
     first_repeat,
 )
 
@@ -315,7 +316,7 @@ def batch_from_arrow(data: pa.Table | pa.RecordBatch, features: Sequence[str] | 
                 if what == "label" and col.null_count:
                     raise ValueError(f"label column {c!r} has a null (a label is 0/1)")
                 try:
-                    out[:, j] = np.asarray(col.to_numpy(zero_copy_only=False), VALUE_DTYPE)
+                    out[:, j] = as_numbers(col.to_numpy(zero_copy_only=False), "it")
                 except (TypeError, ValueError, pa.ArrowInvalid) as e:
                     raise TypeError(f"{what} column {c!r} ({col.type}) is not numeric: {e}") \
                         from None
