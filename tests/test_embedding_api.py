@@ -211,6 +211,43 @@ def test_an_arrow_table_reads_as_its_recording_and_as_a_wide_table(tmp_path):
     assert np.isnan(got.values[1]) and got.label_ids.tolist() == [0]
 
 
+@pytest.mark.parametrize("name", OURS)
+def test_a_wide_tables_columns_are_read_by_name_in_any_order(name):
+    # the columns were read by position: a table naming ["b", "a"] to a model bound to
+    # ("a", "b") swapped the features without a word
+    x, y = dense_stream(200, 4)
+    features, labels = ["a", "b", "c", "d"], ["p", "q", "r"]
+    schema = Schema(feature_names=tuple(features), label_names=tuple(labels))
+    table = pa.table({**{f: x[:, j] for j, f in enumerate(features)},
+                      **{lab: y[:, j] for j, lab in enumerate(labels)}})
+    plain = make(name).bind(schema)
+    want = plain.test_then_train_many(Batch.from_dense(x, y))
+    for f_order, l_order in (([3, 1, 0, 2], [2, 0, 1]), ([0, 1, 2, 3], [1, 2, 0])):
+        shuffled = make(name).bind(schema)
+        got = shuffled.test_then_train_many(batch_from_arrow(
+            table, features=[features[j] for j in f_order], labels=[labels[j] for j in l_order]))
+        np.testing.assert_array_equal(got.indptr, want.indptr)
+        np.testing.assert_array_equal(got.label_ids, want.label_ids)
+        probe = batch_from_arrow(table.slice(0, 20), features=[features[j] for j in f_order])
+        np.testing.assert_array_equal(shuffled.predict_proba_many(probe),
+                                      plain.predict_proba_many(Batch.from_dense(x[:20])))
+    # unbound, the names join the vocabulary as they come; scoring drops a name it never saw
+    fresh = make(name)
+    fresh.learn_many(batch_from_arrow(table, features=["b", "a"], labels=["q"]))
+    assert (fresh.feature_vocab.names, fresh.label_vocab.names) == (["b", "a"], ["q"])
+    unseen = batch_from_arrow(pa.table({"zz": [1.0], "a": [2.0]}), features=["zz", "a"])
+    assert len(fresh.predict_many(unseen)) == 1
+    assert fresh.feature_vocab.names == ["b", "a"]
+
+
+def test_a_named_batch_refused_for_a_value_adds_no_name():
+    model = make("mlhat")
+    bad = pa.table({"a": [1.0, float("inf")], "rock": [True, False]})
+    with pytest.raises(ValueError, match="feature 'a': inf is not a finite number"):
+        model.learn_many(batch_from_arrow(bad, features=["a"], labels=["rock"]))
+    assert len(model.feature_vocab) == len(model.label_vocab) == 0
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({}, "needs the names of its feature and label columns"),
     ({"features": ["f0", "zz"]}, "no column 'zz' in the table"),

@@ -35,9 +35,10 @@ Batches are checked where they come in, before any of the model changes: their l
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import TYPE_CHECKING, Any, Self, SupportsFloat
@@ -363,6 +364,48 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
             self._n_labels = n_labels
             self._grow_labels(n_labels)
 
+    def _by_name(self, batch: Batch, grow: bool) -> tuple[Batch, list[Label], list[Label]]:
+        """``batch`` in this model's ids where its columns are named (``feature_names``,
+        ``label_names``: batch_from_arrow's wide form): each column is the feature (label) of
+        its name, wherever it stands in the table. With ``grow``, a name the vocabulary lacks
+        gets the next free id, and is returned (features, labels) for the caller to add once
+        the batch has passed its checks; without, its entries are left out (scoring never
+        grows a model, as ``predict_one`` drops unknown keys)."""
+        if batch.feature_names is None and batch.label_names is None:
+            return batch, [], []
+        batch.check()
+        parts: dict[str, Any] = {"feature_names": None, "label_names": None}
+        new: dict[str, list[Label]] = {"feature": [], "label": []}
+        for what, vocab, names, ptr, ids, vals in (
+                ("feature", self.feature_vocab, batch.feature_names, batch.indptr,
+                 batch.indices, batch.values),
+                ("label", self.label_vocab, batch.label_names, batch.label_indptr,
+                 batch.label_ids, None)):
+            if names is None:
+                continue
+            to = np.empty(len(names), np.int64)
+            for j, raw in enumerate(names):
+                name = checked_name(raw, what)
+                i = vocab.get(name)
+                if i is None and grow:
+                    i = len(vocab) + len(new[what])
+                    new[what].append(name)
+                to[j] = -1 if i is None else i
+            mapped = to[ids]
+            keep = mapped >= 0
+            rows = np.repeat(np.arange(len(batch)), np.diff(ptr))[keep]
+            mapped = mapped[keep]
+            order = np.lexsort((mapped, rows))  # ids increase within each row again
+            out_ptr = np.zeros(len(batch) + 1, PTR_DTYPE)
+            np.cumsum(np.bincount(rows, minlength=len(batch)), out=out_ptr[1:])
+            if what == "feature":
+                assert vals is not None
+                parts.update(indptr=out_ptr, indices=mapped[order].astype(INDEX_DTYPE),
+                             values=vals[keep][order])
+            else:
+                parts.update(label_indptr=out_ptr, label_ids=mapped[order].astype(INDEX_DTYPE))
+        return dataclasses.replace(batch, **parts), new["feature"], new["label"]
+
     def _ensure_batch(self, batch: Batch) -> Batch:
         """``batch`` as the model takes it (see the module docstring on feature values), with
         room made for its feature and label ids."""
@@ -371,7 +414,8 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
                             f"{type(batch).__name__}: Batch.from_dense(X, Y) builds one from "
                             "dense arrays, ihomer.stream.batch_from_arrow from an Arrow table; "
                             "learn_one / predict_one take river's dicts")
-        batch = self._checked(batch)
+        batch, new_features, new_labels = self._by_name(batch, grow=True)
+        batch = self._checked(batch, new_features)
         nf = int(batch.indices.max()) + 1 if len(batch.indices) else 0
         nl = int(batch.label_ids.max()) + 1 if len(batch.label_ids) else 0
         for what, n, limit, ptr, ids in (
@@ -384,6 +428,8 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
                     batch, row, f"{what} id {ids[k]} is beyond the {limit:,} a learner takes "
                     "(ids are positions in its vocabulary, not raw hashes; see "
                     "ihomer.stream.base)")
+        self.feature_vocab.extend(new_features)  # the batch passed: its new names join
+        self.label_vocab.extend(new_labels)
         if nf > len(self.feature_vocab) or nl > len(self.label_vocab):
             # Ids beyond the vocabulary: give them placeholder names so both faces agree.
             for vocab, n, prefix in ((self.feature_vocab, nf, "f"), (self.label_vocab, nl, "l")):
@@ -395,9 +441,10 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
         self._ensure(len(self.feature_vocab), len(self.label_vocab))
         return batch
 
-    def _checked(self, batch: Batch) -> Batch:
+    def _checked(self, batch: Batch, pending: Sequence[Label] = ()) -> Batch:
         """``batch`` without its missing values; a ValueError for an unusable one, or for a
-        batch that breaks the CSR contract (:meth:`~ihomer.stream.base.Batch.check`)."""
+        batch that breaks the CSR contract (:meth:`~ihomer.stream.base.Batch.check`).
+        ``pending`` names the ids after the vocabulary's (new names of a named batch)."""
         batch.check()
         usable = np.abs(batch.values) <= MAX_ABS_VALUE  # False for NaN
         if usable.all():
@@ -407,7 +454,7 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
         first = int(wrong[0] if len(wrong) else bad[0])
         row = int(np.searchsorted(batch.indptr, first, side="right")) - 1
         fid = int(batch.indices[first])
-        names = self.feature_vocab.names
+        names = [*self.feature_vocab.names, *pending]
         feature = repr(names[fid]) if fid < len(names) else f"id {fid}"
         if len(wrong):
             raise RowError.in_batch(batch, row,
@@ -496,7 +543,7 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
         ``predict_one`` drops unknown names), so that scoring never grows the model."""
         if not isinstance(batch, Batch):
             return batch  # _ensure_batch says what it takes
-        batch = batch.without_labels()
+        batch = self._by_name(batch, grow=False)[0].without_labels()
         known = len(self.feature_vocab)
         if len(batch.indices) and int(batch.indices.max()) >= known:
             # the layout and the values, all of them, as predict_one checks every value

@@ -298,6 +298,11 @@ class Batch:
     event_ids: list[str] | None = None
     event_times: np.ndarray | None = None
     texts: list[str] | None = None
+    #: The names of the columns the feature (label) ids stand for, where the batch was built
+    #: from named columns (batch_from_arrow's wide form): a learner then reads each column as
+    #: the feature of its name, wherever it stands, instead of as the id of its position.
+    feature_names: list[Name] | None = None
+    label_names: list[Name] | None = None
 
     def __post_init__(self) -> None:
         self.indptr = _integers(self.indptr, PTR_DTYPE, "feature pointers", None)
@@ -326,8 +331,9 @@ class Batch:
         ...
         ihomer.stream.base.RowError: row 0 of the batch, feature ids must increase ... (3, then 1)
         """
-        for what, ptr, ids in (("feature", self.indptr, self.indices),
-                               ("label", self.label_indptr, self.label_ids)):
+        for what, ptr, ids, names in (("feature", self.indptr, self.indices, self.feature_names),
+                                      ("label", self.label_indptr, self.label_ids,
+                                       self.label_names)):
             if len(ptr) == 0 or ptr[0] != 0:
                 raise ValueError(f"{what} pointers must start at 0")
             down = np.flatnonzero(np.diff(ptr) < 0)
@@ -352,6 +358,11 @@ class Batch:
                     r = int(np.searchsorted(ptr, j, side="right")) - 1
                     raise RowError.in_batch(self, r, f"{what} ids must increase within a row "
                                                      f"({ids[j]}, then {ids[j + 1]})")
+            if names is not None and len(ids) and int(ids.max()) >= len(names):
+                k = int(np.argmax(ids >= len(names)))
+                r = int(np.searchsorted(ptr, k, side="right")) - 1
+                raise RowError.in_batch(self, r, f"{what} id {ids[k]} has no name: the batch "
+                                                 f"names {len(names)} {what} columns")
         if len(self.values) != len(self.indices):
             raise ValueError(f"{len(self.values)} feature values for {len(self.indices)} "
                              "feature ids")
@@ -399,6 +410,7 @@ class Batch:
             event_ids=None if self.event_ids is None else self.event_ids[start:stop],
             event_times=None if self.event_times is None else self.event_times[start:stop],
             texts=None if self.texts is None else self.texts[start:stop],
+            feature_names=self.feature_names, label_names=self.label_names,
         )
 
     def take(self, rows: np.ndarray) -> Batch:
@@ -425,6 +437,7 @@ class Batch:
             event_ids=None if self.event_ids is None else [self.event_ids[i] for i in pick],
             event_times=None if self.event_times is None else self.event_times[rows],
             texts=None if self.texts is None else [self.texts[i] for i in pick],
+            feature_names=self.feature_names, label_names=self.label_names,
         )
 
     @classmethod
@@ -489,14 +502,16 @@ class Batch:
         np.cumsum(np.bincount(rows, minlength=len(self)), out=indptr[1:])
         return Batch(indptr, self.indices[keep], self.values[keep], self.label_indptr,
                      self.label_ids, event_ids=self.event_ids, event_times=self.event_times,
-                     texts=self.texts)
+                     texts=self.texts, feature_names=self.feature_names,
+                     label_names=self.label_names)
 
     def without_labels(self) -> Batch:
         """The same rows with no labels: what a prediction reads (the features, and the ids
         and times that name the rows), so that scoring can never grow a model's label set."""
         return Batch(self.indptr, self.indices, self.values, np.zeros(len(self) + 1, PTR_DTYPE),
                      np.zeros(0, INDEX_DTYPE), event_ids=self.event_ids,
-                     event_times=self.event_times, texts=self.texts)
+                     event_times=self.event_times, texts=self.texts,
+                     feature_names=self.feature_names)
 
     @classmethod
     def from_dense(cls, X: Any, Y: Any = None) -> Batch:

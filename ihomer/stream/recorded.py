@@ -291,8 +291,11 @@ def batch_from_arrow(data: pa.Table | pa.RecordBatch, features: Sequence[str] | 
     * the recorded-stream layout (the module docstring: a ``labels`` list column, and
       ``feature_indices`` with ``feature_values``, or ``features``), as :class:`RecordedStream`
       reads it, ``event_id``, ``event_time`` and ``text`` included;
-    * a wide table, one column per feature and one per label: name them, in id order, with
-      ``features`` (numbers; a null is a missing value) and ``labels`` (0/1 or booleans).
+    * a wide table, one column per feature and one per label: name them with ``features``
+      (numbers; a null is a missing value) and ``labels`` (0/1 or booleans). The batch keeps
+      the names (``feature_names``, ``label_names``), and a learner reads each column as the
+      feature or label of its name, in whatever order they are given: a new name joins its
+      vocabulary when it learns, and scoring leaves out a feature it has no name for.
 
     >>> t = pa.table({"a": [0.5, None], "b": [1, 0], "rock": [True, False]})
     >>> b = batch_from_arrow(t, features=["a", "b"], labels=["rock"])
@@ -326,8 +329,11 @@ def batch_from_arrow(data: pa.Table | pa.RecordBatch, features: Sequence[str] | 
                     raise RowError(r, f"row {r}", f"label column {c!r}: {out[r, j]:g} is not 0/1")
             return out
 
-        return Batch.from_dense(matrix(features or (), "feature"),
-                                matrix(labels or (), "label") if labels else None)
+        batch = Batch.from_dense(matrix(features or (), "feature"),
+                                 matrix(labels or (), "label") if labels else None)
+        batch.feature_names = list(features or ())  # a learner reads the columns by name
+        batch.label_names = list(labels) if labels else None
+        return batch
     if "labels" not in names or not ({"feature_indices", "features"} & set(names)):
         raise ValueError("a table without the recorded-stream columns ('labels' and "
                          "'feature_indices'/'feature_values' or 'features') needs the names "
