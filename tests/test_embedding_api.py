@@ -242,10 +242,21 @@ def test_a_wide_tables_columns_are_read_by_name_in_any_order(name):
 
 def test_a_named_batch_refused_for_a_value_adds_no_name():
     model = make("mlhat")
-    bad = pa.table({"a": [1.0, float("inf")], "rock": [True, False]})
-    with pytest.raises(ValueError, match="feature 'a': inf is not a finite number"):
+    bad = pa.table({"a": [1.0, float("inf")], "rock": [True, False], "event_id": ["e1", "e2"]})
+    with pytest.raises(ValueError, match=r"event 'e2'.*feature 'a': inf is not a finite number"):
         model.learn_many(batch_from_arrow(bad, features=["a"], labels=["rock"]))
     assert len(model.feature_vocab) == len(model.label_vocab) == 0
+
+
+def test_the_river_face_reads_a_label_series_and_decimal_values():
+    pd = pytest.importorskip("pandas")
+    from decimal import Decimal
+
+    model = make("mlhat")
+    with pytest.warns(UserWarning, match="missing feature values"):
+        model.learn_one({"a": Decimal("1.5"), "b": Decimal("NaN")},
+                        pd.Series({"rock": True, "jazz": False}))  # was "label name True"
+    assert model.label_vocab.names == ["rock", "jazz"] and model.feature_vocab.names == ["a"]
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

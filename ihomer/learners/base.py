@@ -40,6 +40,7 @@ import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
+from decimal import Decimal
 from numbers import Integral, Real
 from typing import TYPE_CHECKING, Any, Self, SupportsFloat
 
@@ -197,6 +198,10 @@ def checked_name(name: Any, what: str) -> Label:
         return int(name)
     raise TypeError(f"{what} name {name!r} is a {type(name).__name__}: names are strings or "
                     "integers (a checkpoint stores them as JSON)")
+
+
+def _is_series(y: object) -> bool:
+    return hasattr(y, "index") and hasattr(y, "to_dict") and not isinstance(y, Mapping)
 
 
 def _labels_from_y(y: Targets) -> list[Label]:
@@ -603,12 +608,12 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
         for k, v in x.items():  # every name and value checked before the vocabulary grows
             if grow and k not in vocab:
                 checked_name(k, "feature")
-            if v is None or (isinstance(v, Real) and v != v):  # None, or NaN
+            if v is None or (isinstance(v, Real | Decimal) and v != v):  # None, or NaN
                 missing.append(k)
                 continue
             if isinstance(v, np.bool_):
                 v = bool(v)
-            elif not isinstance(v, Real):
+            elif not isinstance(v, Real | Decimal):
                 raise ValueError(f"feature {k!r}: {v!r} is not a number")
             try:
                 fv = float(v)
@@ -634,6 +639,8 @@ class MultiLabelLearner(river_base.MultiLabelClassifier):
 
     def learn_one(self, x: Features, y: Targets) -> None:
         """Learn one instance; new features and new labels get ids on the fly."""
+        if _is_series(y):  # a pandas Series of bools: {label: bool}, not its values
+            y = y.to_dict()  # type: ignore[union-attr]
         names = _labels_from_y(y)  # checked before x's features join the vocabulary
         row = self._row_from_x(x, grow=True)
         if isinstance(y, Mapping):

@@ -295,7 +295,8 @@ def batch_from_arrow(data: pa.Table | pa.RecordBatch, features: Sequence[str] | 
       (numbers; a null is a missing value) and ``labels`` (0/1 or booleans). The batch keeps
       the names (``feature_names``, ``label_names``), and a learner reads each column as the
       feature or label of its name, in whatever order they are given: a new name joins its
-      vocabulary when it learns, and scoring leaves out a feature it has no name for.
+      vocabulary when it learns, and scoring leaves out a feature it has no name for. An
+      ``event_id`` column names the rows in error messages, as in the recorded layout.
 
     >>> t = pa.table({"a": [0.5, None], "b": [1, 0], "rock": [True, False]})
     >>> b = batch_from_arrow(t, features=["a", "b"], labels=["rock"])
@@ -333,6 +334,8 @@ def batch_from_arrow(data: pa.Table | pa.RecordBatch, features: Sequence[str] | 
                                  matrix(labels or (), "label") if labels else None)
         batch.feature_names = list(features or ())  # a learner reads the columns by name
         batch.label_names = list(labels) if labels else None
+        if "event_id" in names and "event_id" not in cols:  # errors name the event
+            batch.event_ids = [str(e) for e in _column(data, "event_id").to_pylist()]
         return batch
     if "labels" not in names or not ({"feature_indices", "features"} & set(names)):
         raise ValueError("a table without the recorded-stream columns ('labels' and "
