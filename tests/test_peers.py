@@ -80,6 +80,46 @@ def test_river_isoupt_is_rivers_tree_thresholded_at_half() -> None:
     assert ours_rows == ref_rows
 
 
+@pytest.mark.parametrize("param, message", [
+    ("bogus=1", "learner 'river-isoupt' has no parameter 'bogus'; it takes: threshold, "
+                "grace_period, max_depth"),
+    ("leaf_prediction='bogus'", "parameter 'leaf_prediction' takes 'mean', 'model', "
+                                "'adaptive', not 'bogus'"),
+    ("grace_period=-1", "parameter 'grace_period' takes a positive integer, not -1"),
+    ("grace_period=0", "parameter 'grace_period' takes a positive integer, not 0"),
+    ("grace_period=1.5", "parameter 'grace_period' takes int, not 1.5"),
+    ("max_depth=0", "parameter 'max_depth' takes a positive integer or None, not 0"),
+    ("delta=2", "parameter 'delta' takes a number between 0 and 1, exclusive, not 2"),
+    ("model_selector_decay=1.5", "parameter 'model_selector_decay' takes a number from 0 to 1"),
+])
+def test_river_isoupt_refuses_what_river_would_not_use_by_name(param: str, message: str,
+                                                                capsys) -> None:
+    """river's tree took ``bogus=1`` as a TypeError traceback, and ``leaf_prediction='bogus'``
+    (as 'model') or ``grace_period=-1`` (a split attempt after every instance) silently."""
+    from ihomer.cli import main
+
+    assert main(["replay", "--quiet", "--limit", "20", "--learner", "river-isoupt", "--param",
+                 param]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_river_isoupt_takes_rivers_tree_keywords_and_lists_them() -> None:
+    from ihomer.learners.registry import parameters
+
+    learner = make("river-isoupt", {"leaf_prediction": "model", "grace_period": 50,
+                                    "max_depth": None})
+    assert learner.params() == {"threshold": 0.5, "leaf_prediction": "model",
+                                "grace_period": 50, "max_depth": None}
+    assert learner.model.leaf_prediction == "model" and learner.model.grace_period == 50
+    rows = {key: (default, text) for key, default, text in parameters("river-isoupt")}
+    assert rows["threshold"][0] == "0.5" and "threshold" in rows["threshold"][1]
+    assert rows["grace_period"] == ("200", "Number of instances a leaf should observe "
+                                           "between split attempts.")
+    assert rows["leaf_prediction"][0] == "'adaptive'" and "'mean'" in rows["leaf_prediction"][1]
+    assert "</br>" not in rows["leaf_prediction"][1]
+
+
 # ---------------------------------------------------------------------------------------- MOA
 def _moa_own_run(arff: Path, moa_class: str, options: str, n_labels: int, limit: int,
                  threshold: float | None) -> tuple[list[list[int]], list[bool], dict[str, float]]:

@@ -32,6 +32,7 @@ name               class
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, Self
 
@@ -267,13 +268,17 @@ class RiverISOUPT(RiverAdapter):
     indicator of every label, and thresholding each output at 0.5 makes it a multi-label
     classifier (the same rule as ``moa-isoupt``, so the two implementations compare). The
     river adapter does the rest; only the targets (numbers, not booleans) and the decision
-    (a threshold, not truthiness) differ.
+    (a threshold, not truthiness) differ. ``tree_params`` are river's keywords, checked first
+    (:func:`check_isoupt_params`): river itself takes an unknown ``leaf_prediction`` as
+    ``model`` and a negative ``grace_period`` as "split after every instance", silently.
     """
 
     def __init__(self, threshold: float = 0.5, **tree_params: Any) -> None:
         from river import tree
 
-        super().__init__(_isoupt_class(tree)(**tree_params))
+        cls = _isoupt_class(tree)
+        check_isoupt_params(cls, tree_params)
+        super().__init__(cls(**tree_params))
         self.threshold = threshold
         self.tree_params = tree_params
 
@@ -285,6 +290,39 @@ class RiverISOUPT(RiverAdapter):
 
     def params(self) -> dict[str, Any]:
         return {"threshold": self.threshold, **self.tree_params}
+
+
+#: The ranges of the numeric keywords of river's ``ISOUPTreeRegressor`` outside which river's
+#: documentation gives them no meaning (a count of instances, a probability, a decay factor,
+#: a size), as (test, what the error says the parameter takes).
+_ISOUPT_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "grace_period": (lambda v: v >= 1, "a positive integer"),
+    "max_depth": (lambda v: v >= 1, "a positive integer or None"),
+    "min_samples_split": (lambda v: v >= 0, "an integer >= 0"),
+    "memory_estimate_period": (lambda v: v >= 1, "a positive integer"),
+    "delta": (lambda v: 0 < v < 1, "a number between 0 and 1, exclusive"),
+    "tau": (lambda v: v >= 0, "a number >= 0"),
+    "model_selector_decay": (lambda v: 0 <= v <= 1, "a number from 0 to 1"),
+    "max_size": (lambda v: v > 0, "a number above 0"),
+}
+
+
+def check_isoupt_params(cls: Any, params: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming the first of ``params`` that river's ``ISOUPTreeRegressor``
+    (``cls``) takes without being able to use it (see ``_ISOUPT_RANGES``; ``leaf_prediction``
+    must be one of river's own choices). Unknown keywords are the registry's to refuse (the
+    factory's signature is river's), or river's ``TypeError`` when built directly."""
+    for key, value in params.items():
+        if key == "leaf_prediction":
+            choices = getattr(cls, "_VALID_LEAF_PREDICTION", ("mean", "model", "adaptive"))
+            if value not in choices:
+                raise ValueError(f"learner 'river-isoupt': parameter 'leaf_prediction' takes "
+                                 f"{', '.join(map(repr, choices))}, not {value!r}")
+        elif key in _ISOUPT_RANGES and not (key == "max_depth" and value is None):
+            ok, what = _ISOUPT_RANGES[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not ok(value):
+                raise ValueError(f"learner 'river-isoupt': parameter {key!r} takes {what}, "
+                                 f"not {value!r}")
 
 
 def _isoupt_class(tree: Any) -> Any:
@@ -312,8 +350,40 @@ def _cc(base: str = "lr", seed: int | None = None) -> MultiLabelLearner:
     return b.RiverClassifierChain(b.river_classifier(base, seed))
 
 
-def _isoupt(threshold: float = 0.5, **tree_params: Any) -> MultiLabelLearner:
-    return RiverISOUPT(threshold=threshold, **tree_params)
+class _ISOUPTFactory:
+    """The factory of ``river-isoupt``, whose parameters are ``threshold`` and the keywords of
+    river's ``ISOUPTreeRegressor``, with river's defaults and documentation.
+
+    The registry reads a factory's parameters from ``inspect.signature`` and its docstring
+    (to refuse an unknown one by name, check plain types, and list them in ``ihomer learners``);
+    ``__signature__`` and ``__doc__`` give it river's, read when first asked for, since
+    importing ``river.tree`` takes about a second that a replay of another learner must not
+    pay.
+    """
+
+    def __call__(self, threshold: float = 0.5, **tree_params: Any) -> MultiLabelLearner:
+        return RiverISOUPT(threshold=threshold, **tree_params)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        from river import tree
+
+        own = inspect.Parameter("threshold", inspect.Parameter.KEYWORD_ONLY, default=0.5,
+                                annotation="float")
+        river = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+                 for p in inspect.signature(_isoupt_class(tree)).parameters.values()]
+        return inspect.Signature([own, *river])
+
+    @property
+    def __doc__(self) -> str:  # type: ignore[override]
+        from river import tree
+
+        doc = inspect.getdoc(_isoupt_class(tree)) or ""
+        # river's numpydoc Parameters section, its HTML line breaks dropped
+        section = doc.partition("Parameters\n----------\n")[2].split("\n\n")[0]
+        return ("river's ISOUPTreeRegressor on 0/1 targets.\n\nParameters\n----------\n"
+                "threshold\n    A label is on iff the tree's output for it is >= threshold.\n"
+                + section.replace("</br>", ""))
 
 
 def _register() -> None:
@@ -334,7 +404,8 @@ def _register() -> None:
                        ("nb", "Gaussian naive Bayes")):
         register(f"river-br-{kind}", f"river: binary relevance over {what}")(_br_factory(kind))
     register("river-cc", "river: classifier chain (base=lr|ht|hat|arf|nb)")(_cc)
-    register("river-isoupt", "river: ISOUPTreeRegressor on 0/1 targets, output >= 0.5")(_isoupt)
+    register("river-isoupt", "river: ISOUPTreeRegressor on 0/1 targets, output >= 0.5; "
+             "takes river's tree keywords")(_ISOUPTFactory())
 
 
 _register()
