@@ -226,3 +226,21 @@ def test_moa_peer_faces_scores_and_params(name: str) -> None:
     assert set(learner.predict_one(x)) == set(stream.schema.label_names)
     with pytest.raises(ValueError, match="header is fixed"):
         learner.learn_one({"a feature the header lacks": 1.0}, [])
+
+
+@pytest.mark.parametrize("options, message", [
+    ("-zzz", "learner 'moa-br-ht': MOA refuses the options '-zzz': Unknown option: -zzz"),
+    ("-l bogus.Tree", "MOA refuses the options '-l bogus.Tree': Problems with option: "
+                      "baseLearner: Class not found: bogus.Tree"),
+    ("-l (trees.HoeffdingTree -g -5)", "Option gracePeriod cannot be less than 0"),
+])
+def test_moa_options_it_refuses_are_one_line_naming_them(options: str, message: str,
+                                                         capsys) -> None:
+    """They were a 33-line Java traceback, at the first instance."""
+    pytest.importorskip("capymoa", reason="needs the bench extra (capymoa)")
+    from ihomer.cli import main
+
+    assert main(["replay", "--quiet", "--limit", "5", "--learner", "moa-br-ht", "--param",
+                 f"options={options}"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) == 1

@@ -111,6 +111,32 @@ class MOALearner(MultiLabelLearner):
         self._jpype = jpype
         self._JDouble = jpype.JArray(jpype.JDouble)
         self._JInt = jpype.JArray(jpype.JInt)
+        self._new_model()  # bad options fail here, in one line, not at the first instance
+
+    def _new_model(self) -> Any:
+        """A MOA model of ``moa_class`` with ``options`` and the seed, prepared for use.
+
+        MOA's refusal (an unknown option, a class ``-l`` names that does not exist, a value out
+        of range) is a Java exception whose message sits on its cause chain: it becomes a
+        ``ValueError`` naming the learner and the option string, with MOA's message.
+        """
+        jpype = self._jpype
+        try:
+            model = jpype.JClass(self.moa_class)()
+            if self.options:
+                model.getOptions().setViaCLIString(self.options)
+            if self.seed is not None and hasattr(model, "randomSeedOption"):
+                model.randomSeedOption.setValue(int(self.seed))
+            model.prepareForUse()
+        except jpype.JException as e:
+            reasons, cause = [], e
+            while cause is not None:  # the first line of each: nested ones list all options
+                reasons.append(str(cause.getMessage() or cause.getClass().getName())
+                               .splitlines()[0].strip().rstrip("."))
+                cause = cause.getCause()
+            raise ValueError(f"learner {self.name or self.moa_class!r}: MOA refuses the options "
+                             f"{self.options!r}: {': '.join(reasons)}") from None
+        return model
 
     # ------------------------------------------------------------------ set-up
     def bind(self, schema: Schema) -> Self:
@@ -140,7 +166,6 @@ class MOALearner(MultiLabelLearner):
         )
         from java.util import ArrayList
 
-        jpype = self._jpype
         atts = ArrayList()
         for i, name in enumerate(self.feature_vocab.names):
             domain = self._nominal.get(i)
@@ -162,12 +187,7 @@ class MOALearner(MultiLabelLearner):
         data.setRangeOutputIndices(outputs)
         self._header = InstancesHeader(data)
         self._width = self._n_features + self._n_labels
-        model = jpype.JClass(self.moa_class)()
-        if self.options:
-            model.getOptions().setViaCLIString(self.options)
-        if self.seed is not None and hasattr(model, "randomSeedOption"):
-            model.randomSeedOption.setValue(int(self.seed))
-        model.prepareForUse()
+        model = self._new_model()
         model.setModelContext(self._header)
         model.resetLearning()
         self._model = model
