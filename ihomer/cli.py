@@ -333,7 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="learner parameter (repeatable)")
     r.add_argument("--labels", default=None, metavar="xml:FILE|meka|first:N|last:N|json:FIELD",
-                   help="label convention (default: sibling NAME.xml, else the MEKA -C flag)")
+                   help="label convention (default: sibling NAME.xml, else the MEKA -C flag; "
+                        "a spec that disagrees with the sibling NAME.xml is refused: name "
+                        "another label set as xml:FILE)")
     r.add_argument("--limit", type=_at_least(1), default=None, help="stop after N instances")
     r.add_argument("--max-seconds", type=_positive_seconds, default=None, metavar="S",
                    help="time budget of the learner (as MOA's -t): stop after S seconds of "

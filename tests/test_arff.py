@@ -324,7 +324,34 @@ def test_xml_wins_over_a_stale_meka_option(tmp_path):
     path = write_bytes(tmp_path / "stale.arff.gz", text)
     write_xml(tmp_path / "stale.xml", ["y1", "y2"])
     assert read_arff(path).schema.label_names == ("y1", "y2")
-    assert read_arff(path, "meka").schema.label_names == ("f1", "f2")
+    # an explicit spec that disagrees with the XML is refused (below); another XML decides
+    write_xml(tmp_path / "by_meka.xml", ["f1", "f2"])
+    assert read_arff(path, "xml:by_meka.xml").schema.label_names == ("f1", "f2")
+
+
+def test_a_label_spec_that_disagrees_with_the_xml_beside_the_file_is_refused(tmp_path):
+    """``--labels last:1`` on a file whose XML names two labels made a label a feature,
+    silently (emotions with last:5); a spec that agrees with the XML reads as the XML does."""
+    text = ("@relation 'r: -C 2'\n@attribute f1 numeric\n@attribute f2 numeric\n"
+            "@attribute y1 {0,1}\n@attribute y2 {0,1}\n@data\n1,0,0,1\n")
+    path = write_bytes(tmp_path / "d.arff", text)
+    write_xml(tmp_path / "d.xml", ["y2", "y1"])
+    for spec, wrong in [("last:1", "labels read as features: 'y1'"),
+                        ("meka", "labels read as features: 'y1', 'y2'; features read as "
+                                 "labels: 'f1', 'f2'"),
+                        ("first:3", "labels read as features: 'y2'; features read as labels: "
+                                    "'f1', 'f2'")]:
+        with pytest.raises(StreamError, match=re.escape(
+                f"d.arff, field 'labels': --labels {spec} disagrees with d.xml beside the "
+                f"file, which names 2 labels ({wrong}); leave --labels out to use the XML, or "
+                "give another label set as --labels xml:FILE")):
+            read_arff(path, spec)
+    agreed = read_arff(path, "last:2").schema  # the same labels, in attribute order
+    assert agreed.label_names == ("y1", "y2") and agreed.labels_from == "last:2"
+    write_xml(tmp_path / "other.xml", ["f1"])  # the explicit way to another label set
+    assert read_arff(path, "xml:other.xml").schema.label_names == ("f1",)
+    (tmp_path / "d.xml").write_text("not xml")  # an XML that names nothing: the spec decides
+    assert read_arff(path, "last:1").schema.label_names == ("y2",)
 
 
 @pytest.mark.parametrize(("relation", "f_type", "field", "reason"), [

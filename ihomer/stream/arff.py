@@ -116,7 +116,9 @@ def read_arff(
         A label spec (see :mod:`ihomer.stream.labels`). ``None`` picks the convention from the
         file: a Mulan ``NAME.xml`` next to ``NAME.arff[.gz|.bz2]`` if there is one, else MEKA's
         ``-C n`` from the relation name. The XML wins because several files keep a stale ``-C``
-        in their relation name after their labels were moved (medical, slashdot, langlog).
+        in their relation name after their labels were moved (medical, slashdot, langlog);
+        for the same reason a ``meka``, ``first:N`` or ``last:N`` spec that disagrees with
+        that XML is refused (``xml:FILE`` names another label set explicitly).
     drop_identifiers
         Drop nominal features that take a different value in every row (see the module
         docstring). Turn off to keep every attribute.
@@ -134,6 +136,8 @@ def read_arff(
         )
     except ValueError as exc:
         raise StreamError(source, None, "labels", str(exc)) from None
+    if spec.kind != "xml":
+        _check_against_xml(Path(path), spec, label_attrs, attributes, source)
     lone_meka = labels is None and spec.kind == "meka"
     if lone_meka:
         _check_stale_meka(relation, source)
@@ -188,14 +192,19 @@ def read_arff(
     return InMemoryStream(schema, data)
 
 
-def _default_spec(path: Path, relation: str, source: str) -> LabelSpec:
+def _sibling_xml(path: Path) -> Path:
+    """``NAME.xml`` beside ``NAME.arff[.gz|.bz2]``: the Mulan label file that names the labels."""
     name = path.name
     for suffix in (".gz", ".bz2"):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
     if name.lower().endswith(".arff"):
         name = name[: -len(".arff")]
-    xml = path.with_name(name + ".xml")
+    return path.with_name(name + ".xml")
+
+
+def _default_spec(path: Path, relation: str, source: str) -> LabelSpec:
+    xml = _sibling_xml(path)
     if xml.exists():
         return LabelSpec("xml", xml.name)  # looked up next to the data file
     if meka_label_count(relation):
@@ -206,6 +215,35 @@ def _default_spec(path: Path, relation: str, source: str) -> LabelSpec:
         "the relation has no MEKA '-C n'; pass the labels explicitly "
         "(--labels xml:FILE, meka, first:N or last:N)",
     )
+
+
+def _check_against_xml(path: Path, spec: LabelSpec, label_attrs: list[int],
+                       attributes: list[_Attribute], source: str) -> None:
+    """Refuse ``--labels meka|first:N|last:N`` that takes other attributes for labels than the
+    Mulan XML beside the file names: the XML is what the labels are (it wins by default, and
+    results on the file are reported against it), so such a spec would silently learn a label
+    as a feature or a feature as a label. ``--labels xml:FILE`` is the explicit way to choose
+    another label set (the order of the labels, which is the XML's, is not compared)."""
+    xml = _sibling_xml(path)
+    if not xml.exists():
+        return
+    try:
+        named = label_attribute_indices(LabelSpec("xml", xml.name),
+                                        [a.name for a in attributes], "", path.parent)
+    except ValueError:
+        return  # an XML that does not fit the file names nothing: the spec given decides
+    if set(named) == set(label_attrs):
+        return
+    as_features = [attributes[a].name for a in sorted(set(named) - set(label_attrs))]
+    as_labels = [attributes[a].name for a in sorted(set(label_attrs) - set(named))]
+    wrong = "; ".join(f"{what} {', '.join(map(repr, names[:3]))}"
+                      f"{f' and {len(names) - 3} more' if len(names) > 3 else ''}"
+                      for what, names in (("labels read as features:", as_features),
+                                          ("features read as labels:", as_labels)) if names)
+    raise StreamError(source, None, "labels",
+                      f"--labels {spec} disagrees with {xml.name} beside the file, which names "
+                      f"{len(named)} labels ({wrong}); leave --labels out to use the XML, or "
+                      "give another label set as --labels xml:FILE")
 
 
 def _check_stale_meka(relation: str, source: str) -> None:

@@ -44,7 +44,8 @@ def open_stream(source: str | Path | None = None, labels: str | None = None) -> 
     """Open ``source`` (``None`` = the embedded dataset) with the label convention ``labels``.
 
     ``labels`` is ``xml:FILE``, ``meka``, ``first:N``, ``last:N`` (ARFF) or ``json:FIELD``
-    (JSON lines); ``None`` lets the reader decide (a sibling ``NAME.xml`` wins for ARFF).
+    (JSON lines); ``None`` lets the reader decide (a sibling ``NAME.xml`` wins for ARFF, and a
+    spec that disagrees with it is refused: ``xml:FILE`` names another label set).
     Recorded streams carry their labels and refuse ``labels``.
     """
     path = default_source() if source is None else Path(source)
