@@ -50,7 +50,13 @@ def _replay(args: argparse.Namespace) -> int:
     load_s = time.perf_counter() - t0
     learner = make(args.learner, parse_params(args.param), seed=args.seed)
     total = stream_length(stream)
-    desc = f"{args.learner} on {Path(stream.schema.source).name}"
+    schema = stream.schema
+    found = f" from {schema.labels_from}" if schema.labels_from else ""
+    # first, as the README promises: which rule chose the labels is worth reading before a
+    # long run, not after it
+    print(f"{args.learner} on {schema.source} ({schema.n_labels} labels{found}, "
+          f"{schema.n_features} features)", flush=True)
+    desc = f"{args.learner} on {Path(schema.source).name}"
     # the evaluator loads (the first run after an install: compiles) the kernels before its
     # clock starts; the bar says so, and its rate starts with the first instances
     bar = tqdm(total=total, unit="inst", disable=args.quiet, dynamic_ncols=True, smoothing=0,
@@ -120,9 +126,6 @@ def _replay(args: argparse.Namespace) -> int:
              {"metric": "seconds", "value": s["seconds"]},
              {"metric": "instances_per_s", "value": s["instances_per_s"]},
              {"metric": "peak_rss_mib", "value": s["peak_rss_bytes"] / 2**20}]
-    found = f" from {s['labels_from']}" if s.get("labels_from") else ""
-    print(f"{args.learner} on {s['source']} ({s['n_labels']} labels{found}, "
-          f"{s['n_features']} features)")
     if not s["complete"]:
         if s["stopped"] == "budget":
             why = f"time budget of {args.max_seconds:g} s reached"

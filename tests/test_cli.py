@@ -57,6 +57,21 @@ def test_limit_param_and_labels_options(tmp_path: Path) -> None:
     assert summary["complete"] is False and summary["stream_instances"] == 1060
 
 
+def test_the_first_line_says_which_rule_chose_the_labels_before_the_run(capsys,
+                                                                         monkeypatch) -> None:
+    """It was printed after the run, though a long run is when it matters first."""
+    import ihomer.evaluate.prequential as preq
+
+    def no_run(*args: object, **kwargs: object) -> None:
+        raise ValueError("the run did not start")
+
+    monkeypatch.setattr(preq, "prequential", no_run)
+    assert main(["replay", "--quiet", "--learner", "majority"]) == 2
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].startswith("majority on ")
+    assert out[0].endswith("emotions.arff.gz (6 labels from xml:emotions.xml, 72 features)")
+
+
 def test_a_limit_beyond_the_stream_is_a_complete_run(tmp_path: Path) -> None:
     assert main(["replay", "--limit", "1000", "--quiet", "--learner", "majority", "--out",
                  str(tmp_path)]) == 0
