@@ -214,10 +214,18 @@ def _featurize(stream: Stream, args: argparse.Namespace) -> tuple[Stream, Featur
                             device=args.device, queue_depth=args.featurizer_queue)
 
 
-def _add_featurizer_options(p: argparse.ArgumentParser) -> None:
+def _add_labels_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--labels", default=None, metavar="xml:FILE|meka|first:N|last:N|json:FIELD",
+                   help="label convention (default: sibling NAME.xml, else the MEKA -C flag; "
+                        "a spec that disagrees with the sibling NAME.xml is refused: name "
+                        "another label set as xml:FILE)")
+
+
+def _add_featurizer_options(p: argparse.ArgumentParser,
+                            default: str = "hashing for raw-text streams; features stored in "
+                                           "a recorded stream are used as they are") -> None:
     p.add_argument("--featurizer", default=None, metavar="hashing|embedding[:MODEL]",
-                   help="how text events become features (default: hashing for raw-text "
-                        "streams; features stored in a recorded stream are used as they are)")
+                   help=f"how text events become features (default: {default})")
     p.add_argument("--featurizer-param", action="append", default=[], metavar="KEY=VALUE",
                    help="featurizer parameter, e.g. n_features=65536, ngrams=1, batch_size=128 "
                         "(repeatable)")
@@ -225,7 +233,7 @@ def _add_featurizer_options(p: argparse.ArgumentParser) -> None:
                    help="where the embedding model runs (auto: CUDA GPU if present)")
     p.add_argument("--featurizer-queue", type=_at_least(0), default=4, metavar="N",
                    help="batches featurized ahead of the learner in a worker thread "
-                        "(0: featurize inline)")
+                        "(default 4; 0: featurize inline)")
 
 
 def _learners(args: argparse.Namespace) -> int:
@@ -335,10 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="registered learner name (see `ihomer learners`)")
     r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="learner parameter (repeatable)")
-    r.add_argument("--labels", default=None, metavar="xml:FILE|meka|first:N|last:N|json:FIELD",
-                   help="label convention (default: sibling NAME.xml, else the MEKA -C flag; "
-                        "a spec that disagrees with the sibling NAME.xml is refused: name "
-                        "another label set as xml:FILE)")
+    _add_labels_option(r)
     r.add_argument("--limit", type=_at_least(1), default=None, help="stop after N instances")
     r.add_argument("--max-seconds", type=_positive_seconds, default=None, metavar="S",
                    help="time budget of the learner (as MOA's -t): stop after S seconds of "
@@ -355,9 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write DIR/predictions.jsonl: each instance's true and predicted "
                         "labels (and scores), one JSON line each, as MOA's -o does (without "
                         "--out, DIR is ./ihomer-out)")
-    r.add_argument("--window", type=_at_least(1), default=1000,
-                   help="rolling-metric window (instances)")
-    r.add_argument("--batch-size", type=_at_least(1), default=256)
+    r.add_argument("--window", type=_at_least(1), default=1000, metavar="N",
+                   help="instances the rolling metrics of curve.csv cover (default 1000)")
+    r.add_argument("--batch-size", type=_at_least(1), default=256, metavar="N",
+                   help="instances read and handed to the learner at once (default 256); "
+                        "without --batched each is still predicted before it is learned")
     r.add_argument("--batched", action="store_true",
                    help="predict_many then learn_many per batch (not exact prequential)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -365,12 +372,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_replay)
 
     c = sub.add_parser("convert", help="benchmark file -> recorded stream (Parquet/Arrow)")
-    c.add_argument("input")
+    c.add_argument("input", help="as for replay: .arff[.gz|.bz2], .jsonl[.gz], or a "
+                                 "recording (.parquet, .arrow) to re-record")
     c.add_argument("output", help="OUT.parquet or OUT.arrow")
-    c.add_argument("--labels", default=None)
-    c.add_argument("--layout", choices=["auto", "sparse", "dense"], default="auto")
-    c.add_argument("--limit", type=_at_least(1), default=None)
-    _add_featurizer_options(c)
+    _add_labels_option(c)
+    c.add_argument("--layout", choices=["auto", "sparse", "dense"], default="auto",
+                   help="how features are stored: sparse (feature_indices, feature_values) or "
+                        "dense (features, one value per feature); auto (default): sparse when "
+                        "the input is sparse or text, with --featurizer the featurizer's")
+    c.add_argument("--limit", type=_at_least(1), default=None, metavar="N",
+                   help="record only the first N instances")
+    _add_featurizer_options(c, default="none: a text stream keeps its raw text, and a replay "
+                                       "of the recording featurizes it")
     c.set_defaults(func=_convert)
 
     ls = sub.add_parser("learners", help="list the registered learners, or one's parameters")

@@ -120,6 +120,23 @@ def test_bad_numbers_are_refused_before_anything_runs(argv, message, capsys) -> 
     assert message in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", ["replay", "convert"])
+def test_every_option_says_what_it_does_and_its_default(command: str) -> None:
+    """replay's --batch-size and convert's --labels, --layout and --limit had no help, and
+    --window did not show its default."""
+    import argparse
+
+    from ihomer.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for action in sub.choices[command]._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        assert action.help, action.dest
+        if action.default not in (None, False, []):
+            assert str(action.default) in action.help, action.dest
+
+
 def test_a_warning_is_one_line(tmp_path: Path) -> None:
     src = tmp_path / "gappy.arff"
     src.write_text("@relation g\n@attribute a numeric\n@attribute y {0,1}\n@data\n"
