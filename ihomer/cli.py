@@ -146,16 +146,17 @@ def _replay(args: argparse.Namespace) -> int:
     return 128 + signals[0] if signals else 0
 
 
-def _check_out_dir(out: Path) -> None:
+def _check_out_dir(out: Path, what: str | None = None) -> None:
     """Make ``out`` and write a probe file there, so that a path that cannot hold the results
-    (a file in the way, a read-only disk, no permission) fails before the run, in one line."""
+    (a file in the way, a read-only disk, no permission) fails before the run, in one line
+    naming ``what`` (default: ``--out DIR``)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".ihomer-probe"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
-        raise ValueError(f"--out {out}: cannot write the results there "
+        raise ValueError(f"{what or f'--out {out}'}: cannot write the results there "
                          f"({e.strerror or e})") from None
 
 
@@ -163,6 +164,9 @@ def _convert(args: argparse.Namespace) -> int:
     from ihomer.stream.recorded import write_recorded
     from ihomer.stream.sources import limit_stream, open_stream
 
+    # before reading the input, which can take minutes: a folder that cannot be made or
+    # written (as replay's --out, it is made when missing)
+    _check_out_dir(Path(args.output).absolute().parent, args.output)
     t0 = time.perf_counter()
     stream = limit_stream(open_stream(args.input, labels=args.labels), args.limit)
     # Only an explicit --featurizer stores features: by default a text stream keeps its raw

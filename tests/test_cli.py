@@ -218,6 +218,22 @@ def test_an_unwritable_out_is_refused_before_the_run(tmp_path: Path, capsys) -> 
         assert "Traceback" not in captured.err and "micro_f1" not in captured.out  # not run
 
 
+def test_convert_checks_where_it_writes_before_reading(tmp_path: Path, capsys) -> None:
+    """A missing folder failed after the whole input was read, naming a .tmp file."""
+    (tmp_path / "afile").write_text("")
+    never_read = str(tmp_path / "no-such-input.arff")  # an output error must come first
+    out = tmp_path / "afile" / "x.parquet"
+    assert main(["convert", never_read, str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: cannot write the results there" in err
+    assert "no-such-input" not in err and ".tmp" not in err
+    out = tmp_path / "conv" / "deeper" / "emotions.parquet"  # made, as replay's --out is
+    from ihomer.stream.sources import default_source
+
+    assert main(["convert", str(default_source()), str(out), "--limit", "3"]) == 0
+    assert out.exists()
+
+
 def test_a_results_folder_says_what_ran_and_holds_nothing_older(tmp_path: Path) -> None:
     from ihomer import __version__
 
