@@ -72,6 +72,29 @@ def test_the_first_line_says_which_rule_chose_the_labels_before_the_run(capsys,
     assert out[0].endswith("emotions.arff.gz (6 labels from xml:emotions.xml, 72 features)")
 
 
+def test_a_cut_stream_says_it_is_a_prefix_wherever_it_goes(tmp_path: Path, capsys) -> None:
+    """The cut lives in the stream's schema, not only in replay's --limit: the Python API's
+    runs on a prefix, prefixes of prefixes and convert --limit are never taken for a whole
+    stream (convert's file was replayed as "complete": true)."""
+    from ihomer.evaluate.prequential import prequential
+    from ihomer.learners.registry import make
+    from ihomer.stream.sources import default_source, limit_stream, open_stream
+
+    whole = open_stream()
+    assert limit_stream(whole, 593) is whole and limit_stream(whole, None) is whole
+    cut = limit_stream(whole, 100)
+    assert (cut.schema.limit, cut.schema.whole_instances, len(cut)) == (100, 593, 100)
+    again = limit_stream(cut, 30)  # the whole source's length stays
+    assert (again.schema.limit, again.schema.whole_instances) == (30, 593)
+    s = prequential(again, make("majority")).summary
+    assert s["complete"] is False and s["stopped"] == "limit"
+    assert (s["instances"], s["limit"], s["stream_instances"]) == (30, 30, 593)
+    assert main(["convert", str(default_source()), str(tmp_path / "cut.parquet"), "--limit",
+                 "100"]) == 0
+    assert "100 instances (a prefix: the first of 593 in the stream it was cut from)" in \
+        capsys.readouterr().out
+
+
 def test_a_limit_beyond_the_stream_is_a_complete_run(tmp_path: Path) -> None:
     assert main(["replay", "--limit", "1000", "--quiet", "--learner", "majority", "--out",
                  str(tmp_path)]) == 0

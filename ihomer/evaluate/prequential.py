@@ -193,6 +193,11 @@ def prequential(
             progress(n, time.perf_counter() - t0, cumulative.get())
         if stopped:
             break
+    if stopped is None and schema.limit is not None and n >= schema.limit:
+        # the first instances of a longer stream (--limit, or a recording made with convert
+        # --limit): a prefix's numbers must not pass for a full-stream run (bench/compare.py
+        # sets full runs against published ones)
+        stopped = "limit"
     complete = stopped is None
     seconds = time.perf_counter() - t0
     if not curve or curve[-1]["instance"] != n:
@@ -205,9 +210,12 @@ def prequential(
         "labels_from": schema.labels_from,
         "instances": n,
         "complete": complete,
-        "stopped": stopped,  # None, "budget" (max_seconds) or "interrupted" (should_stop);
-        # ``ihomer replay`` adds "limit" (--limit cut the stream short)
-        "stream_instances": n if complete else total,
+        # None, "budget" (max_seconds), "interrupted" (should_stop) or "limit" (the stream is
+        # a prefix: Schema.limit)
+        "stopped": stopped,
+        "stream_instances": n if complete else
+        schema.whole_instances if stopped == "limit" else total,
+        "limit": schema.limit,
         "max_seconds": max_seconds,
         "n_features": schema.n_features,
         "n_labels": max(schema.n_labels, model.n_labels),

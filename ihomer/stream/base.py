@@ -160,6 +160,12 @@ class Schema:
         How the reader told labels from features (``"xml:emotions.xml"``, ``"meka (-C 28)"``
         for a relation's ``-C``, ``"last:45"``, ``"json:tags"``), for the record; a recording
         keeps its source's, and it is empty where nothing had to tell them apart (events).
+    limit
+        When the stream is only the first ``limit`` instances of its source (``--limit``, or a
+        recording made with ``ihomer convert --limit``): its numbers are a prefix's, never a
+        full-stream result. ``None`` for a whole stream.
+    whole_instances
+        With ``limit``: how many instances the whole source has, where known.
     """
 
     feature_names: tuple[Name, ...]
@@ -170,6 +176,8 @@ class Schema:
     text: bool = False
     dropped: tuple[str, ...] = ()
     labels_from: str = ""
+    limit: int | None = None
+    whole_instances: int | None = None
 
     def __post_init__(self) -> None:
         # a name is a column's identity: twice in one list, two columns would share it and a

@@ -9,10 +9,11 @@ shipped inside the package, so ``ihomer replay`` works out of the box.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-from ihomer.stream.base import Batch, InMemoryStream, Instance, Stream, stream_length
+from ihomer.stream.base import Batch, InMemoryStream, Instance, Schema, Stream, stream_length
 from ihomer.stream.recorded import IPC_SUFFIXES, PARQUET_SUFFIXES, RecordedStream
 
 DEFAULT_DATASET = "emotions.arff.gz"
@@ -67,18 +68,29 @@ def open_stream(source: str | Path | None = None, labels: str | None = None) -> 
 
 
 def limit_stream(stream: Stream, limit: int | None) -> Stream:
-    """The first ``limit`` instances of ``stream`` (all of it when ``limit`` is None)."""
-    if limit is None:
+    """The first ``limit`` instances of ``stream`` (all of it when ``limit`` is None, or when
+    it has no more).
+
+    A cut stream's schema records the cut (``Schema.limit``, and ``whole_instances``: the
+    whole source's length where known), so that its numbers, and a recording made of it,
+    are never taken for a full stream's. Cutting a stream that is already a prefix keeps the
+    whole source's length.
+    """
+    n = stream_length(stream)
+    if limit is None or (n is not None and n <= limit):
         return stream
+    schema = stream.schema
+    whole = schema.whole_instances if schema.limit is not None else n
+    schema = replace(schema, limit=limit, whole_instances=whole)
     if isinstance(stream, InMemoryStream):
-        return stream.head(limit)
-    return _Limited(stream, limit)
+        return InMemoryStream(schema, stream.data.slice(0, limit))
+    return _Limited(stream, limit, schema)
 
 
 class _Limited:
-    def __init__(self, inner: Stream, limit: int) -> None:
+    def __init__(self, inner: Stream, limit: int, schema: Schema) -> None:
         self.inner = inner
-        self.schema = inner.schema
+        self.schema = schema
         self.limit = limit
 
     def __len__(self) -> int:
