@@ -167,3 +167,25 @@ def test_produced_events_replay_as_the_stream_they_came_from(tmp_path, features,
 def test_a_bad_events_file_names_its_line(tmp_path, lines, line, message):
     with pytest.raises(StreamError, match=rf"events\.jsonl, line {line}.*{re.escape(message)}"):
         read_jsonl(write(tmp_path / "events.jsonl", lines))
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.one_of(st.integers(1, 4), st.just("sparse")), min_size=1, max_size=8))
+def test_dense_rows_of_an_events_file_all_have_the_first_dense_rows_length(tmp_path_factory,
+                                                                            rows):
+    """``[1, 2]`` then ``[1, 2, 3]`` replayed as three features, silently: a dense row's length
+    is its feature count, so every one must be the first's (sparse rows may come between)."""
+    lines = [json.dumps({"id": i, "labels": ["x"],
+                         "features": {"0": 1.0} if r == "sparse" else [1.0] * r})
+             for i, r in enumerate(rows)]
+    path = write(tmp_path_factory.mktemp("ev") / "events.jsonl", lines)
+    widths = [(i + 1, r) for i, r in enumerate(rows) if r != "sparse"]
+    bad = next(((line, r) for line, r in widths if r != widths[0][1]), None)
+    if bad is None:
+        stream = read_jsonl(path)
+        assert stream.schema.n_features == max([1, *(r for _, r in widths)])
+        return
+    with pytest.raises(StreamError, match=re.escape(
+            f"events.jsonl, line {bad[0]}, field 'features': a dense row of {bad[1]} values "
+            f"where the first dense row (line {widths[0][0]}) has {widths[0][1]}")):
+        read_jsonl(path)
