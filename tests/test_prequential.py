@@ -115,3 +115,26 @@ def test_outputs_are_written(tmp_path: Path) -> None:
     assert int(rows[-1]["instance"]) == 120
     assert "rolling_micro_f1" in rows[0]
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_each_event_kind_is_drawn_in_its_own_colour_and_style_with_a_legend_entry(
+        tmp_path: Path, monkeypatch) -> None:
+    """Drift (tab:brown) and restructure (tab:red) lines could not be told apart on curve.png."""
+    import matplotlib.pyplot as plt
+
+    from ihomer.evaluate.report import write_plot
+
+    res = prequential(random_stream(n=120, seed=7), MajorityLabelset(), curve_points=4)
+    kinds = ["restructure", "drift", "handover", "alternate_swap", "something_new"]
+    res.events = [{"instance": 10 * (i + 1), "kind": k} for i, k in enumerate(kinds)]
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to look at
+    write_plot(res, tmp_path / "curve.png")
+    ax = figures[0].axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    styles = [(lines[k].get_color(), str(lines[k].get_linestyle())) for k in kinds]
+    assert len({c for c, _ in styles}) == len(kinds)  # colours alone tell them apart
+    drift, restructure = lines["drift"], lines["restructure"]
+    assert drift.get_linestyle() != restructure.get_linestyle()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert set(kinds) <= set(legend)

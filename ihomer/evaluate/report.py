@@ -16,9 +16,15 @@ if TYPE_CHECKING:
 PLOTTED = ("micro_f1", "example_f1", "subset_accuracy", "hamming_loss")
 
 
-#: One colour per event kind on every plot (the curves take the first colours of the cycle).
-EVENT_COLOURS = {"restructure": "tab:red", "handover": "tab:purple", "drift": "tab:brown",
-                 "alternate_swap": "tab:green"}
+#: One (colour, line style) per event kind on every plot. The curves take the first colours
+#: of the cycle (blue, orange); the kinds differ in both colour and style, since thin vertical
+#: lines of two warm colours (drift was brown, restructure red) cannot be told apart.
+EVENT_STYLES: dict[str, tuple[str, Any]] = {
+    "restructure": ("tab:red", "-"),
+    "drift": ("black", ":"),
+    "handover": ("tab:purple", "-."),
+    "alternate_swap": ("tab:green", (0, (6, 2, 1, 2, 1, 2))),
+}
 
 def write_curve_csv(curve: list[dict[str, float]], path: Path) -> None:
     with path.open("w", newline="") as f:
@@ -81,9 +87,10 @@ def write_plot(result: Result, path: Path) -> Path:
     x = [row["instance"] for row in curve]
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
     kinds = sorted({str(e.get("kind")) for e in result.events},
-                   key=lambda k: (k not in EVENT_COLOURS, k))
-    spare = iter(["tab:olive", "tab:cyan", "tab:grey", "tab:pink"] * 10)
-    colours = {k: EVENT_COLOURS.get(k) or next(spare) for k in kinds}
+                   key=lambda k: (k not in EVENT_STYLES, k))
+    spare = iter([("tab:olive", "--"), ("tab:cyan", "--"), ("tab:grey", "-"),
+                  ("tab:pink", "-")] * 10)
+    styles = {k: EVENT_STYLES.get(k) or next(spare) for k in kinds}
     for ax, key in zip(axes.ravel(), PLOTTED, strict=True):
         window = result.summary.get("window")
         ax.plot(x, [row[f"rolling_{key}"] for row in curve], label=f"rolling ({window})")
@@ -91,8 +98,8 @@ def write_plot(result: Result, path: Path) -> Path:
         for kind in kinds:
             at = [e["instance"] for e in result.events if str(e.get("kind")) == kind]
             for i, inst in enumerate(at):
-                ax.axvline(inst, color=colours[kind], alpha=0.6, lw=0.9,
-                           label=kind if i == 0 else None)
+                ax.axvline(inst, color=styles[kind][0], linestyle=styles[kind][1], alpha=0.8,
+                           lw=1.1, label=kind if i == 0 else None)
         ax.set_title(key.replace("_", " "))
         ax.grid(alpha=0.3)
     axes[1, 0].set_xlabel("instances")
