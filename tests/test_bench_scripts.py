@@ -302,6 +302,26 @@ def test_compare_leaves_out_partial_runs_and_says_why(tmp_path: Path) -> None:
     assert sorted(agg["left_out"]["partial"]) == ["scene", "yeast"]
 
 
+def test_compare_takes_published_whole_seconds_for_what_they_say(tmp_path: Path) -> None:
+    """iSOUPT's flags time is recorded as 0 s: the speed-up read "0x" and set the minimum. A
+    time under the 1-s resolution gives no speed-up; another gives the range it allows."""
+    path = results_csv(tmp_path / "results.csv", [("mlhat", "flags", "ok", 194),
+                                                  ("mlhat", "emotions", "ok", 593)])
+    proc = bench("compare.py", path, "--learner", "mlhat", "--published", "iSOUPT")
+    assert proc.returncode == 0, proc.stderr
+    table = {line.split(" | ")[0].lstrip("| "): line for line in proc.stdout.splitlines()
+             if line.startswith("| flags") or line.startswith("| emotions")}
+    assert table["flags"].endswith("| 0.500 | 0.10 | <1 | n/a |")
+    assert table["emotions"].endswith("| 0.500 | 0.10 | 3 | 5-8x |")  # 2.5 to 4 s over 0.5 s
+    assert "0x" not in proc.stdout.split("\n{")[0]
+    assert ("Smallest speed-up over the published run time: at least 5x (emotions: 5-8x). Not "
+            "computed where the published time is recorded as 0 s, under its resolution of 1 "
+            "s: flags.") in proc.stdout
+    agg = json.loads(proc.stdout[proc.stdout.index("\n{") + 1:])
+    assert agg["min_speedup"] == 5.0 and agg["min_speedup_dataset"] == "emotions"
+    assert agg["speedup_not_computed"] == ["flags"]
+
+
 def test_compare_nothing_comparable_fails(tmp_path: Path) -> None:
     path = results_csv(tmp_path / "results.csv", [("ihomer", "yeast", "partial", 500)])
     proc = bench("compare.py", path, "--learner", "ihomer")
