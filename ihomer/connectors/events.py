@@ -203,9 +203,13 @@ class EventParser:
         self.ignored_features = 0
         #: null feature values read as absent (missing values), over the accepted messages
         self.missing_values = 0
+        #: how many values the last parsed message's dense features row held (None: sparse,
+        #: named or none), for a reader that holds every dense row to one width
+        self.dense_width: int | None = None
 
     def parse(self, value: bytes | None) -> Event:
         """Parse one message; raise :class:`Rejected` naming the field that breaks the contract."""
+        self.dense_width = None
         if value is None or len(value) == 0:
             raise Rejected("empty", "the record has no value")
         if len(value) > self.max_message_bytes:
@@ -283,6 +287,7 @@ class EventParser:
 
     def _features(self, raw: object, event_id: str) -> tuple[np.ndarray, np.ndarray]:
         where = f"event {event_id!r}, field 'features'"
+        self.dense_width = len(raw) if isinstance(raw, list) else None
         if isinstance(raw, list):
             if self.n_features is not None and len(raw) != self.n_features:
                 raise Rejected("wrong_dimension", f"{where}: {len(raw)} values, the schema has "

@@ -158,11 +158,11 @@ def _read_events(text: str, source: str, labels: str | None) -> InMemoryStream:
     for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
-        dense = _check_dense_length(line, number, dense, source)
         try:
             ev = parser.parse(line.encode("utf-8"))
         except Rejected as r:
             raise StreamError(source, number, None, f"{r.reason}: {r.detail}") from None
+        dense = _check_dense_width(parser.dense_width, number, dense, source)
         row = where.get(ev.event_id)
         if ev.indices is None:  # delayed labels
             if row is None or rows[row][2] is not None:
@@ -194,29 +194,23 @@ def _read_events(text: str, source: str, labels: str | None) -> InMemoryStream:
     return InMemoryStream(schema, data)
 
 
-def _check_dense_length(line: str, number: int, first: tuple[int, int] | None,
-                        source: str) -> tuple[int, int] | None:
-    """``first``, or this line's ``(number, length)`` when it holds the file's first dense
-    row; a ``StreamError`` naming the line and ``features`` when its dense row's length
+def _check_dense_width(width: int | None, number: int, first: tuple[int, int] | None,
+                       source: str) -> tuple[int, int] | None:
+    """``first``, or this line's ``(number, width)`` when it holds the file's first dense
+    row; a ``StreamError`` naming the line and ``features`` when its dense row's width
     differs from the first's.
 
     The parser takes a dense row of any length when it has no schema (a topic's first events
     set the width), so a row that is short by one would read as a sparse row with its last
     features absent, and a long one would add features in silence: in a file, every dense
-    row has one value per feature, the first's count. A line the parser will refuse anyway
-    (bad JSON, not an object) is left to it."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return first
-    features = record.get("features") if isinstance(record, dict) else None
-    if not isinstance(features, list):
+    row has one value per feature, the first's count."""
+    if width is None:
         return first
     if first is None:
-        return number, len(features)
-    if len(features) != first[1]:
+        return number, width
+    if width != first[1]:
         raise StreamError(source, number, "features",
-                          f"a dense row of {len(features)} values where the first dense row "
+                          f"a dense row of {width} values where the first dense row "
                           f"(line {first[0]}) has {first[1]}: every dense row holds one value "
                           "per feature (give a sparse row as {\"index\": value})")
     return first
