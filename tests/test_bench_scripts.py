@@ -195,6 +195,20 @@ def test_run_names_own_streams_by_file_name(tmp_path: Path) -> None:
     assert not (tmp_path / "r2").exists()
 
 
+def test_run_scores_a_recording_of_a_prefix_as_partial(tmp_path: Path) -> None:
+    """A recording made with ``convert --limit`` is a prefix of its stream: never a full run."""
+    cut = tmp_path / "flags-cut.parquet"
+    assert subprocess.run([sys.executable, "-m", "ihomer.cli", "convert",
+                           SHARED / "flags.arff.gz", cut, "--limit", "50"]).returncode == 0
+    out = tmp_path / "r"
+    proc = bench("run.py", "--learners", "noop", "--datasets", cut, "--out", out, "--runs",
+                 tmp_path / "runs")
+    assert proc.returncode == 0, proc.stderr
+    [row] = json.loads((out / "results.json").read_text())["rows"]
+    assert row["status"] == "partial" and row["complete"] is False
+    assert (row["instances"], row["stream_instances"]) == (50, 194)
+
+
 def test_tune_config_seed_overrides_seed_option(tmp_path: Path) -> None:
     out = tmp_path / "t.json"
     proc = bench("tune_ihomer.py", "--out", out, "--datasets", "flags", "--seed", "3",

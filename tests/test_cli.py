@@ -95,6 +95,37 @@ def test_a_cut_stream_says_it_is_a_prefix_wherever_it_goes(tmp_path: Path, capsy
         capsys.readouterr().out
 
 
+def test_a_recording_of_a_prefix_replays_as_a_prefix(tmp_path: Path, capsys) -> None:
+    """``convert --limit 100`` made a file whose replay said "complete": true, its metadata
+    naming the full ARFF as its source."""
+    import pyarrow.parquet as pq
+
+    from ihomer.stream.sources import default_source
+
+    cut, again = tmp_path / "cut.parquet", tmp_path / "again.arrow"
+    assert main(["convert", str(default_source()), str(cut), "--limit", "100"]) == 0
+    meta = pq.read_schema(cut).metadata
+    assert json.loads(meta[b"ihomer.limit"]) == 100
+    assert json.loads(meta[b"ihomer.whole_instances"]) == 593
+    assert main(["convert", str(cut), str(again), "--limit", "30"]) == 0  # keeps the whole's
+    capsys.readouterr()
+    for src, n in ((cut, 100), (again, 30)):
+        assert main(["replay", str(src), "--quiet", "--learner", "majority", "--out",
+                     str(tmp_path / "r")]) == 0
+        summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+        assert summary["complete"] is False and summary["stopped"] == "limit"
+        assert summary["limit"] == summary["instances"] == n
+        assert summary["stream_instances"] == 593
+        said = capsys.readouterr().out
+        assert f"the stream is a prefix, its source's first {n} instances" in said
+    whole = tmp_path / "whole.parquet"  # a limit beyond the stream cuts nothing
+    assert main(["convert", str(default_source()), str(whole), "--limit", "1000"]) == 0
+    assert json.loads(pq.read_schema(whole).metadata[b"ihomer.limit"]) is None
+    assert main(["replay", str(whole), "--quiet", "--learner", "majority", "--out",
+                 str(tmp_path / "w")]) == 0
+    assert json.loads((tmp_path / "w" / "summary.json").read_text())["complete"] is True
+
+
 def test_a_limit_beyond_the_stream_is_a_complete_run(tmp_path: Path) -> None:
     assert main(["replay", "--limit", "1000", "--quiet", "--learner", "majority", "--out",
                  str(tmp_path)]) == 0

@@ -106,6 +106,23 @@ def test_newer_format_is_refused(tmp_path: Path) -> None:
         RecordedStream(path)
 
 
+@pytest.mark.parametrize(("layout", "dropped"), [("sparse", "labels"),
+                                                  ("sparse", "feature_values"),
+                                                  ("dense", "features")])
+def test_a_recording_without_a_column_its_layout_needs_is_refused_by_name(
+        tmp_path: Path, layout: str, dropped: str) -> None:
+    # it failed at the first batch, with batch_from_arrow's message for API callers
+    # ("features=..., labels=...") and no file name
+    path = tmp_path / "cut.parquet"
+    write_recorded(random_stream(n=3), path, layout=layout)
+    table = pq.read_table(path)
+    pq.write_table(table.drop_columns([dropped]).replace_schema_metadata(table.schema.metadata),
+                   path)
+    with pytest.raises(StreamError, match=rf"cut\.parquet.*{dropped}.*needs the column "
+                                          rf"'{dropped}'"):
+        RecordedStream(path)
+
+
 @pytest.mark.parametrize("layout", ["sparse", "dense"])
 def test_an_unusable_value_is_named_by_record_and_a_missing_one_kept(
         tmp_path: Path, layout: str, monkeypatch: pytest.MonkeyPatch) -> None:

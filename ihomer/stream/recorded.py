@@ -16,7 +16,9 @@ Layout (one row per instance)
 ``text``              ``string``        optional raw text of text events
 
 Schema metadata (UTF-8 JSON values under ``ihomer.*`` keys): ``format`` (version), ``layout``,
-``feature_names``, ``label_names``, ``nominal``, ``source``, ``text``, ``dropped``.
+``feature_names``, ``label_names``, ``nominal``, ``source``, ``text``, ``dropped``,
+``labels_from``, and ``limit`` / ``whole_instances`` for a recording of only the first
+``limit`` instances of ``source`` (``ihomer convert --limit``): a replay of it is a prefix's.
 
 Both containers work: Parquet (``.parquet``, compressed, for storage) and Arrow IPC files
 (``.arrow``/``.feather``/``.ipc``, memory-mappable, for the fastest replays).
@@ -63,6 +65,8 @@ def _meta(schema: Schema, layout: str) -> dict[bytes, bytes]:
         "text": schema.text,
         "dropped": list(schema.dropped),
         "labels_from": schema.labels_from,
+        "limit": schema.limit,
+        "whole_instances": schema.whole_instances,
     }
     return {f"ihomer.{k}".encode(): json.dumps(v).encode() for k, v in items.items()}
 
@@ -89,6 +93,8 @@ def _schema_from_meta(meta: dict[bytes, bytes] | None, where: str) -> tuple[Sche
         text=bool(m.get("text", False)),
         dropped=tuple(m.get("dropped", ())),
         labels_from=m.get("labels_from", ""),
+        limit=m.get("limit"),
+        whole_instances=m.get("whole_instances"),
     )
     return schema, m["layout"]
 
@@ -223,6 +229,14 @@ class RecordedStream:
         except (pa.ArrowInvalid, OSError) as e:
             raise StreamError(where, None, None, f"not a readable Arrow/Parquet file: {e}") from e
         schema, self.layout = _schema_from_meta(arrow.metadata, where)
+        # the columns its layout needs, checked now: at the first batch, batch_from_arrow's
+        # message for API callers (features=..., labels=...) did not name the file
+        features = ("features",) if self.layout == "dense" else ("feature_indices",
+                                                                  "feature_values")
+        missing = [c for c in ("labels", *features) if c not in arrow.names]
+        if missing:
+            raise StreamError(where, None, missing[0], f"the recording's {self.layout} layout "
+                              f"needs the column {missing[0]!r}; it has {arrow.names}")
         #: the source the recording was made from (its schema's source is the recording)
         self.recorded_from = schema.source
         self.schema = dataclasses.replace(schema, source=where)
