@@ -240,6 +240,16 @@ def test_a_wide_tables_columns_are_read_by_name_in_any_order(name):
     assert fresh.feature_vocab.names == ["b", "a"]
 
 
+def test_a_batch_naming_two_columns_alike_is_refused():
+    # the two would have become one new feature with two ids, the second nameless
+    batch = Batch.from_dense([[1.0, 2.0]], [[1]])
+    batch.feature_names, batch.label_names = ["x", "x"], ["rock"]
+    model = make("mlhat")
+    with pytest.raises(ValueError, match="feature name 'x' names two columns of the batch"):
+        model.learn_many(batch)
+    assert len(model.feature_vocab) == 0
+
+
 def test_a_named_batch_refused_for_a_value_adds_no_name():
     model = make("mlhat")
     bad = pa.table({"a": [1.0, float("inf")], "rock": [True, False], "event_id": ["e1", "e2"]})

@@ -366,6 +366,9 @@ class Batch:
                     r = int(np.searchsorted(ptr, j, side="right")) - 1
                     raise RowError.in_batch(self, r, f"{what} ids must increase within a row "
                                                      f"({ids[j]}, then {ids[j + 1]})")
+            twice = None if names is None else first_repeat(names)
+            if twice is not None:  # two columns would be one feature (label) to a learner
+                raise ValueError(f"{what} name {twice!r} names two columns of the batch")
             if names is not None and len(ids) and int(ids.max()) >= len(names):
                 k = int(np.argmax(ids >= len(names)))
                 r = int(np.searchsorted(ptr, k, side="right")) - 1
