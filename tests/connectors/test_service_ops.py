@@ -216,7 +216,7 @@ def test_an_evicted_instance_hands_nothing_over(broker: Broker, start_service: A
     send_raw(broker, topics[0], [event(e) for e in ids])  # predict only: they wait
     a = start_service(broker.bootstrap, topics, "--learner", "majority", "--checkpoint-dir",
                       str(tmp_path / "a"), "--consumer-option", "max_poll_interval_ms=3000",
-                      group=group, env={"IHOMER_DEBUG_PAUSE": "batch:40@1"})
+                      group=group, env={"IHOMER_DEBUG_PAUSE": "batch:25@1"})
     a.wait_for(lambda r: r["event"] == "debug_pause", 120, "a's first batch")
     time.sleep(8)  # a has left the group by now (Tansu 0.6 stalls a group that a member
     b = start_service(broker.bootstrap, topics,  # leaves while another joins)
