@@ -85,12 +85,13 @@ def test_river_isoupt_is_rivers_tree_thresholded_at_half() -> None:
                 "grace_period, max_depth"),
     ("leaf_prediction='bogus'", "parameter 'leaf_prediction' takes 'mean', 'model', "
                                 "'adaptive', not 'bogus'"),
-    ("grace_period=-1", "parameter 'grace_period' takes a positive integer, not -1"),
-    ("grace_period=0", "parameter 'grace_period' takes a positive integer, not 0"),
+    ("grace_period=-1", "learner 'river-isoupt': grace_period must be an integer in [1, inf), "
+                        "not -1"),
+    ("grace_period=0", "grace_period must be an integer in [1, inf), not 0"),
     ("grace_period=1.5", "parameter 'grace_period' takes int, not 1.5"),
-    ("max_depth=0", "parameter 'max_depth' takes a positive integer or None, not 0"),
-    ("delta=2", "parameter 'delta' takes a number between 0 and 1, exclusive, not 2"),
-    ("model_selector_decay=1.5", "parameter 'model_selector_decay' takes a number from 0 to 1"),
+    ("max_depth=0", "max_depth must be None or an integer in [1, inf), not 0"),
+    ("delta=2", "delta must be in (0, 1), not 2"),
+    ("model_selector_decay=1.5", "model_selector_decay must be in [0, 1], not 1.5"),
 ])
 def test_river_isoupt_refuses_what_river_would_not_use_by_name(param: str, message: str,
                                                                 capsys) -> None:

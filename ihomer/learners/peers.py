@@ -40,7 +40,7 @@ import numpy as np
 
 from ihomer.learners import baselines as b
 from ihomer.learners.adapters import RiverAdapter
-from ihomer.learners.base import MultiLabelLearner, Predictions
+from ihomer.learners.base import MultiLabelLearner, Predictions, check_range
 from ihomer.learners.registry import register
 from ihomer.stream.base import INDEX_DTYPE, Batch, Schema
 
@@ -314,16 +314,17 @@ class RiverISOUPT(RiverAdapter):
 
 #: The ranges of the numeric keywords of river's ``ISOUPTreeRegressor`` outside which river's
 #: documentation gives them no meaning (a count of instances, a probability, a decay factor,
-#: a size), as (test, what the error says the parameter takes).
-_ISOUPT_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
-    "grace_period": (lambda v: v >= 1, "a positive integer"),
-    "max_depth": (lambda v: v >= 1, "a positive integer or None"),
-    "min_samples_split": (lambda v: v >= 0, "an integer >= 0"),
-    "memory_estimate_period": (lambda v: v >= 1, "a positive integer"),
-    "delta": (lambda v: 0 < v < 1, "a number between 0 and 1, exclusive"),
-    "tau": (lambda v: v >= 0, "a number >= 0"),
-    "model_selector_decay": (lambda v: 0 <= v <= 1, "a number from 0 to 1"),
-    "max_size": (lambda v: v > 0, "a number above 0"),
+#: a size), as :func:`~ihomer.learners.base.check_range`'s arguments: (low, high, open_low,
+#: open_high, integer).
+_ISOUPT_RANGES: dict[str, tuple[float, float | None, bool, bool, bool]] = {
+    "grace_period": (1, None, False, False, True),
+    "max_depth": (1, None, False, False, True),
+    "min_samples_split": (0, None, False, False, True),
+    "memory_estimate_period": (1, None, False, False, True),
+    "delta": (0.0, 1.0, True, True, False),
+    "tau": (0.0, None, False, False, False),
+    "model_selector_decay": (0.0, 1.0, False, False, False),
+    "max_size": (0.0, None, True, False, False),
 }
 
 
@@ -338,11 +339,13 @@ def check_isoupt_params(cls: Any, params: dict[str, Any]) -> None:
             if value not in choices:
                 raise ValueError(f"learner 'river-isoupt': parameter 'leaf_prediction' takes "
                                  f"{', '.join(map(repr, choices))}, not {value!r}")
-        elif key in _ISOUPT_RANGES and not (key == "max_depth" and value is None):
-            ok, what = _ISOUPT_RANGES[key]
-            if isinstance(value, bool) or not isinstance(value, int | float) or not ok(value):
-                raise ValueError(f"learner 'river-isoupt': parameter {key!r} takes {what}, "
-                                 f"not {value!r}")
+        elif key in _ISOUPT_RANGES:
+            low, high, open_low, open_high, integer = _ISOUPT_RANGES[key]
+            try:
+                check_range(key, value, low, high, open_low=open_low, open_high=open_high,
+                            integer=integer, optional=key == "max_depth")
+            except ValueError as e:
+                raise ValueError(f"learner 'river-isoupt': {e}") from None
 
 
 def _isoupt_class(tree: Any) -> Any:
