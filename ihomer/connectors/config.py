@@ -32,11 +32,12 @@ TABLES = ("consumer", "producer", "params", "featurizer_params")
 
 def _consumer_defaults() -> dict[str, Any]:
     # Offsets are committed by the service after each durable checkpoint, never automatically.
-    # The cooperative assignor moves only the partitions that change owner (kafka-python's
-    # default, range and roundrobin, revokes all of them at every rebalance, and every event
-    # waiting for its labels makes a round trip through the input topic).
+    # kafka-python's own assignors, named so that the log shows them: eager, they revoke every
+    # partition at every rebalance (every event waiting for its labels makes a round trip
+    # through the input topic), but a commit is never refused mid-rebalance, as it is under
+    # cooperative-sticky, which loses a stopping instance's last commit (README, Scaling out).
     return {"auto_offset_reset": "earliest", "max_poll_records": 1000,
-            "partition_assignment_strategy": "cooperative-sticky"}
+            "partition_assignment_strategy": "range,roundrobin"}
 
 
 def _producer_defaults() -> dict[str, Any]:

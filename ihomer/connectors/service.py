@@ -904,7 +904,7 @@ class Service:
         ``commit_async``. An assignment only logs and opens the takeover window (see
         :meth:`hand_over`): the consumer starts at the group's committed offset, and
         :meth:`process` skips what this model's checkpoint already covers. Under the
-        cooperative assignor (the default) the partitions named are only those that move."""
+        cooperative assignor the partitions named are only those that move."""
         import kafka
 
         service = self
@@ -1086,7 +1086,8 @@ class Service:
                  input_topic=cfg.input_topic, output_topic=cfg.output_topic,
                  dead_letter_topic=cfg.dead_letter_topic,
                  bootstrap_servers=cfg.bootstrap_servers, checkpoint_dir=cfg.checkpoint_dir,
-                 checkpoint_every=cfg.checkpoint_every, consumer=_shown(consumer_opts),
+                 checkpoint_every=cfg.checkpoint_every,
+                 consumer=_shown({**consumer_opts, **cfg.consumer, "enable_auto_commit": False}),
                  producer=_shown(cfg.producer),
                  metrics=f"http://{cfg.metrics_host}:{cfg.metrics_port}/metrics"
                  if self.metrics else None)

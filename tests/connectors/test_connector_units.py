@@ -284,7 +284,7 @@ def test_config_precedence(tmp_path: Path) -> None:
     # The default learner is the real model, and it checkpoints without pickle.
     assert cfg.learner == "ihomer"
     assert cfg.consumer == {"auto_offset_reset": "earliest", "max_poll_records": 1000,
-                            "partition_assignment_strategy": "cooperative-sticky",
+                            "partition_assignment_strategy": "range,roundrobin",
                             "session_timeout_ms": 6000, "fetch_min_bytes": 3}
     assert cfg.unknown_feature_policy() == "add"
     with pytest.raises(ValueError, match="unknown setting 'grup_id'"):
