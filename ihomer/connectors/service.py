@@ -340,7 +340,9 @@ class Service:
         #: the offset after the last record this instance handed over to each partition:
         #: should the partition come back, the takeover window reaches past it
         self._handed_to: dict[tuple[str, int], int] = {}
-        self._check_stale = False  # an assignment came: see drop_stale
+        #: partitions assigned whose committed offset the main loop has not yet compared
+        #: with this model's position (:meth:`_after_assignment`)
+        self._unreconciled: set[tuple[str, int]] = set()
         # the positions the last checkpoint written (or loaded) covers: a shutdown right after
         # an interval checkpoint has nothing new to write, only offsets to commit
         self._saved_positions: dict[tuple[str, int], int] | None = (
@@ -550,7 +552,7 @@ class Service:
                 return
         key = (last.topic, last.partition)
         if key in self.takeover_ends and self.takeover_ends[key] is None:
-            self._take_partition(key, covered)
+            self._take_partition(key)
         kind: str | None = None
         run: list[tuple[Event, Any]] = []
         for rec in records:
@@ -603,19 +605,15 @@ class Service:
             e.indices = x.indices[ptr[k]: ptr[k + 1]]
             e.values = x.values[ptr[k]: ptr[k + 1]]
 
-    def _take_partition(self, key: tuple[str, int], covered: int | None) -> None:
+    def _take_partition(self, key: tuple[str, int]) -> None:
         """With the first records of a partition after it was assigned: find its end, which
         closes the takeover window (left ``None`` when the broker does not answer: labels are
-        held meanwhile, and it is asked again with the next records). And where the group's
-        committed offset is beyond this model's own position, another instance has read the
-        partition since this model's checkpoint: what the model keeps of it is stale
-        (:meth:`drop_stale`)."""
+        held meanwhile, and it is asked again with the next records)."""
         from kafka import TopicPartition
 
         tp = TopicPartition(*key)
         try:
             asked = self._consumer.end_offsets([tp]).get(tp)
-            committed = self._consumer.committed(tp) if covered is not None else None
         except Exception as e:
             self.log("end_offset_unknown", "warning", partition=key[1], error=repr(e))
             return
@@ -626,9 +624,6 @@ class Service:
         ends = [asked, self._consumer.highwater(tp), self._handed_to.pop(key, None)]
         known = [int(e) for e in ends if e is not None]
         self.takeover_ends[key] = max(known) if known else None
-        if committed is not None and covered is not None and committed > covered:
-            self.drop_stale({key}, f"another instance committed offset {committed} of this "
-                                   f"partition, beyond this model's checkpoint ({covered})")
 
     def _flush(self, kind: str, run: list[tuple[Event, Any]], t_poll: float) -> None:
         if kind != "labels":
@@ -808,13 +803,37 @@ class Service:
             self.log("handed_over", partitions=sorted(tp.partition for tp in parts),
                      events=events, labels=labels)
 
-    def _forget_unowned(self) -> None:
-        """After an assignment: drop what the model keeps of partitions it does not hold."""
+    def _after_assignment(self) -> None:
+        """The main loop's part of an assignment (a listener may not block): forget what the
+        model keeps of partitions it does not hold, and compare each partition assigned with
+        the group's committed offset. Where that is beyond this model's position, another
+        instance has read the partition since this model's checkpoint: what the model keeps
+        of it is stale (:meth:`drop_stale`), and its position becomes the group's offset.
+        Before, an instance restarted on an old checkpoint kept its old position, committed
+        it when it read nothing new, and moved the group's offset back: the next owner
+        answered and learned all of it again."""
+        from kafka import TopicPartition
+
         mine = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
         kept = {(self.cfg.input_topic, r.partition) for r in self.join.rows.values()}
         kept |= {(r.topic, r.partition) for _, r in self.held.rows.values()}
         self.drop_stale(kept - mine, "restored from a checkpoint this instance wrote before it "
                                      "died, for partitions another instance holds")
+        self._unreconciled &= mine
+        for key in sorted(self._unreconciled):
+            try:
+                committed = self._consumer.committed(TopicPartition(*key))
+            except Exception as e:  # asked again after the next poll
+                self.log("committed_offset_unknown", "warning", partition=key[1],
+                         error=repr(e))
+                continue
+            self._unreconciled.discard(key)
+            position = self.positions.get(key)
+            if committed is not None and position is not None and committed > position:
+                self.drop_stale({key}, f"another instance committed offset {committed} of "
+                                       f"this partition, beyond this model's checkpoint "
+                                       f"({position})")
+                self.positions[key] = committed
 
     def drop_stale(self, stale: Any, why: str) -> None:
         """Forget the waiting events and held labels of the partitions ``stale`` (a set of
@@ -888,7 +907,7 @@ class Service:
     def _assigned(self, parts: Any) -> None:
         for tp in parts:  # its end is read with its first records (see process)
             self.takeover_ends[(tp.topic, tp.partition)] = None
-        self._check_stale = True
+        self._unreconciled |= {(tp.topic, tp.partition) for tp in parts}
         covered = {tp.partition: self.positions[(tp.topic, tp.partition)]
                    for tp in parts if (tp.topic, tp.partition) in self.positions}
         self.log("partitions_assigned", partitions=sorted(tp.partition for tp in parts),
@@ -1043,7 +1062,7 @@ class Service:
 
     def run(self) -> int:
         from kafka import KafkaConsumer, KafkaProducer
-        from kafka.errors import KafkaConfigurationError
+        from kafka.errors import InconsistentGroupProtocolError, KafkaConfigurationError
 
         cfg = self.cfg
         if cfg.consumer.get("enable_auto_commit"):
@@ -1101,9 +1120,8 @@ class Service:
                 now = time.monotonic()
                 if self._send_error is not None:
                     raise RuntimeError(f"a message could not be sent: {self._send_error}")
-                if self._check_stale and self._consumer.assignment():
-                    self._check_stale = False
-                    self._forget_unowned()
+                if self._unreconciled and self._consumer.assignment():
+                    self._after_assignment()
                 for records in polled.values():
                     if records:
                         self.process(records, t_poll)
@@ -1122,7 +1140,13 @@ class Service:
             self.checkpoint("shutdown")
         except Exception as e:
             self._failed = True
-            self.log("fatal", "error", error=repr(e), last_record=self._at)
+            said: dict[str, Any] = {}
+            if isinstance(e, InconsistentGroupProtocolError):  # said bare by kafka-python
+                said["detail"] = ("the group's other members name assignors of another kind "
+                                  "(eager: range, roundrobin, sticky; cooperative: "
+                                  "cooperative-sticky): every instance of a group must set "
+                                  "partition_assignment_strategy alike")
+            self.log("fatal", "error", error=repr(e), last_record=self._at, **said)
             code = 1
         finally:
             self._consumer.close(autocommit=False)

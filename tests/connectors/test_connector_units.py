@@ -481,6 +481,52 @@ def test_no_message_stops_the_service_and_a_fatal_error_names_its_record(monkeyp
     assert svc.learner.label_vocab.names == ["a"]  # the refused event added none of its labels
 
 
+def test_a_group_of_mixed_assignors_is_explained_when_it_stops_the_service(monkeypatch) -> None:
+    # kafka-python says only InconsistentGroupProtocolError() (helper-24: a range instance
+    # joining a cooperative group exited with that alone)
+    import io
+
+    import kafka
+    from kafka.errors import InconsistentGroupProtocolError
+
+    from ihomer.connectors.service import JsonLog, Service
+
+    class Consumer:
+        def __init__(self, **kw: Any) -> None:
+            pass
+
+        def subscribe(self, topics: list[str], listener: Any) -> None:
+            pass
+
+        def poll(self, **kw: Any) -> dict[Any, list[Any]]:
+            raise InconsistentGroupProtocolError()
+
+        def assignment(self) -> set[Any]:
+            return set()
+
+        def close(self, autocommit: bool = True) -> None:
+            pass
+
+    class Producer(_FakeProducer):
+        def __init__(self, **kw: Any) -> None:
+            super().__init__()
+
+        def close(self, timeout: float = 0) -> None:
+            pass
+
+    monkeypatch.setattr(kafka, "KafkaConsumer", Consumer)
+    monkeypatch.setattr(kafka, "KafkaProducer", Producer)
+    monkeypatch.setattr("signal.signal", lambda *args: None)  # pytest's handlers stay
+    out = io.StringIO()
+    svc = Service(load_config({"learner": "majority", "metrics_port": 0}, None, {}),
+                  JsonLog("info", out))
+    assert svc.run() == 1
+    fatal = next(e for e in map(json.loads, out.getvalue().splitlines())
+                 if e["event"] == "fatal")
+    assert "InconsistentGroupProtocolError" in fatal["error"]
+    assert "must set partition_assignment_strategy alike" in fatal["detail"]
+
+
 class _Partitions:
     """A consumer holding partitions whose high watermarks and positions the test sets."""
 
@@ -609,22 +655,27 @@ def test_waiting_events_move_with_their_partition(tmp_path: Path) -> None:
     a2 = service("a")
     assert list(a2.join.rows) == ["e3"]
     a2._consumer = _Ends({p0: 3})  # given p0 only
-    a2._forget_unowned()
+    a2._after_assignment()
     assert len(a2.join) == 0 and a2.counters["stale_dropped"] == 1
     a2.store.close()  # type: ignore[union-attr]
     # ...and when it is given a partition back that another instance has read since its
-    # checkpoint (the group's commit is beyond its own position), it forgets that one too
+    # checkpoint (the group's commit is beyond its own position), it forgets that one too,
+    # and takes the group's offset as its position: before, reading nothing new, it
+    # committed its old position, and the next owner read all of it again (helper-24)
     a3 = service("a")
     a3._consumer = _Ends({p1: 5})
     a3._consumer.committed = lambda tp: 4  # type: ignore[attr-defined]
     a3._assigned([p1])
-    a3.process([rec(1, 4, {"id": "z", "features": [1.0], "labels": ["x"]})], 0.0)
+    assert a3._offsets()[p1].offset == 0  # held back to e3, a's own waiting event
+    a3._after_assignment()
     assert len(a3.join) == 0 and a3.counters["stale_dropped"] == 1
+    assert a3._offsets()[p1].offset == 4 and not a3._unreconciled
     a3.store.close()  # type: ignore[union-attr]
     a4 = service("a")  # nobody read it since: the group's commit is a's own
     a4._consumer = _Ends({p1: 5})
     a4._consumer.committed = lambda tp: 0  # type: ignore[attr-defined]
     a4._assigned([p1])
+    a4._after_assignment()
     a4.process([rec(1, 1, {"id": "z", "features": [1.0], "labels": ["x"]})], 0.0)
     assert list(a4.join.rows) == ["e3"] and a4.counters["stale_dropped"] == 0
     a4.store.close()  # type: ignore[union-attr]
@@ -812,6 +863,6 @@ def test_the_takeover_window_reaches_the_true_end_whichever_source_knows_it() ->
         if own is not None:
             svc._handed_to[("in", 0)] = own
         svc._assigned([tp])
-        svc._take_partition(("in", 0), None)
+        svc._take_partition(("in", 0))
         assert svc.takeover_ends[("in", 0)] == end
         assert ("in", 0) not in svc._handed_to  # used once
