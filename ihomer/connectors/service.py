@@ -440,15 +440,21 @@ class Service:
         skips what its own checkpoint covers (:meth:`process`), so it learns nothing twice."""
         from kafka import OffsetAndMetadata, TopicPartition
 
+        kept = self._kept()
+        owned = set(self._consumer.assignment()) | set(leaving)
+        return {TopicPartition(t, p): OffsetAndMetadata(min(o, kept.get((t, p), o)), "", -1)
+                for (t, p), o in self.positions.items() if TopicPartition(t, p) in owned}
+
+    def _kept(self) -> dict[tuple[str, int], int]:
+        """The earliest offset of a record kept for later (an event waiting for its labels,
+        labels held for their event), by ``(topic, partition)``."""
         kept: dict[tuple[str, int], int] = {}
         records = [((self.cfg.input_topic, r.partition), r.offset) for r in self.join.rows.values()]
         records += [((r.topic, r.partition), r.offset) for _, r in self.held.rows.values()]
         for key, offset in records:
             if offset < kept.get(key, offset + 1):
                 kept[key] = offset
-        owned = set(self._consumer.assignment()) | set(leaving)
-        return {TopicPartition(t, p): OffsetAndMetadata(min(o, kept.get((t, p), o)), "", -1)
-                for (t, p), o in self.positions.items() if TopicPartition(t, p) in owned}
+        return kept
 
     def _commit(self) -> None:
         offsets = self._offsets()
@@ -815,10 +821,8 @@ class Service:
         from kafka import TopicPartition
 
         mine = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
-        kept = {(self.cfg.input_topic, r.partition) for r in self.join.rows.values()}
-        kept |= {(r.topic, r.partition) for _, r in self.held.rows.values()}
-        self.drop_stale(kept - mine, "restored from a checkpoint this instance wrote before it "
-                                     "died, for partitions another instance holds")
+        self.drop_stale(set(self._kept()) - mine, "restored from a checkpoint this instance "
+                        "wrote before it died, for partitions another instance holds")
         self._unreconciled &= mine
         for key in sorted(self._unreconciled):
             try:
