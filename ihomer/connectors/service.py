@@ -842,10 +842,10 @@ class Service:
     def drop_stale(self, stale: Any, why: str) -> None:
         """Forget the waiting events and held labels of the partitions ``stale`` (a set of
         ``(topic, partition)``). Only a checkpoint restored after this instance died without
-        a revoke keeps records of partitions that another instance has read since (a revoke
-        hands them over): that owner read them again, from the commit they held back
-        (:meth:`_offsets`), so kept here they would wait for labels that went elsewhere, and
-        be handed over again later."""
+        a revoke, or an eviction (:meth:`_lost`), leaves records of partitions that another
+        instance reads (a revoke hands them over): that owner reads them again, from the
+        commit they held back (:meth:`_offsets`), so kept here they would wait for labels that
+        went elsewhere, and be handed over again later."""
         events, held = [], []
         for topic, partition in stale:
             if topic == self.cfg.input_topic:
@@ -1078,6 +1078,7 @@ class Service:
             self.log("loading_kernels", learner=cfg.learner)
             self.log("kernels_loaded", seconds=round(self.learner.warm_up(), 3))
         consumer_opts = {**cfg.consumer, "enable_auto_commit": False}
+        shown = dict(consumer_opts)  # for the log: assignors by name, as they were given
         if "partition_assignment_strategy" in consumer_opts:
             consumer_opts["partition_assignment_strategy"] = _assignors(
                 consumer_opts["partition_assignment_strategy"])
@@ -1110,7 +1111,7 @@ class Service:
                  dead_letter_topic=cfg.dead_letter_topic,
                  bootstrap_servers=cfg.bootstrap_servers, checkpoint_dir=cfg.checkpoint_dir,
                  checkpoint_every=cfg.checkpoint_every,
-                 consumer=_shown({**consumer_opts, **cfg.consumer, "enable_auto_commit": False}),
+                 consumer=_shown(shown),
                  producer=_shown(cfg.producer),
                  metrics=f"http://{cfg.metrics_host}:{cfg.metrics_port}/metrics"
                  if self.metrics else None)
